@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class StageRun:
 
 def _resolve(value: Release | Awaitable[Release]) -> Release:
     if inspect.isawaitable(value):
+
         async def _await() -> Release:
             return await value
 
@@ -116,7 +118,7 @@ def split_at(text: str, cuts: Sequence[int]) -> list[str]:
     """``text`` cut at the given offsets (sorted, deduplicated, clipped to the text)."""
     points = sorted({c for c in cuts if 0 < c < len(text)})
     bounds = [0, *points, len(text)]
-    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @st.composite

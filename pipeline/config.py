@@ -1,0 +1,347 @@
+"""The YAML configuration: routes, their upstreams, stages and buffer policy.
+
+Validated by pydantic with ``extra="forbid"`` everywhere so a typo is an error, not a
+silently ignored key. :func:`load_config` turns every problem into a line that names the
+file, the line, the key path and the fix; a config with any problem is refused whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.plugins import StageLoadError, resolve_stage
+from pipeline.stage import OverflowPolicy, StageConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Protocol(enum.StrEnum):
+    """How a route reads the upstream's replies."""
+
+    AUTO = "auto"
+    """Chosen from the request path (``/chat/completions``, ``/messages``, ...)."""
+    OPENAI_CHAT = "openai-chat"
+    OPENAI_COMPLETIONS = "openai-completions"
+    OPENAI_RESPONSES = "openai-responses"
+    ANTHROPIC_MESSAGES = "anthropic-messages"
+    GENERIC_SSE = "generic-sse"
+    """Any ``text/event-stream``: each event's ``data`` is text to filter."""
+    PASSTHROUGH = "passthrough"
+    """Proxied unchanged, never filtered."""
+
+
+class MatchConfig(_Strict):
+    """Which requests a route takes. Every given condition must hold."""
+
+    path: str = "/*"
+    """Glob on the request path, e.g. ``/v1/*``."""
+    model: str | None = None
+    """Glob on the request body's ``model``; requests without a model don't match."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Headers that must be present with exactly these values (names case-insensitive)."""
+
+    def matches(self, path: str, model: str | None, headers: Mapping[str, str]) -> bool:
+        """Whether a request with this path, model and headers belongs to the route."""
+        if not fnmatch.fnmatchcase(path, self.path):
+            return False
+        if self.model is not None and (model is None or not fnmatch.fnmatchcase(model, self.model)):
+            return False
+        return all(headers.get(name) == value for name, value in self.headers.items())
+
+
+class UpstreamConfig(_Strict):
+    """Where a route sends requests. The proxy forwards nowhere else: never an open proxy."""
+
+    url: str
+    """Base URL; the request path is appended (``http://127.0.0.1:9000`` + ``/v1/chat/...``)."""
+    strip_prefix: str = ""
+    """Removed from the start of the request path before appending it to ``url``."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    idle_timeout_s: float = Field(default=120.0, gt=0)
+    """Longest silence allowed between two reads of the upstream's reply."""
+    total_timeout_s: float | None = Field(default=None, gt=0)
+    """Limit on a whole exchange; none by default since a long stream is legitimate."""
+    api_key_env: str | None = None
+    """Name of an environment variable whose value is sent as the upstream credential when
+    the client sent none (``Authorization: Bearer`` or ``x-api-key`` for Anthropic)."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query string or fragment")
+        return url.rstrip("/")
+
+
+class BufferConfig(_Strict):
+    """The buffer-versus-latency trade-off of a route (stages may tighten it)."""
+
+    mode: Literal["stream", "whole_response"] = "stream"
+    """``stream`` holds only what a pattern may still complete; ``whole_response`` holds each
+    channel until it ends, so stages see it whole (no streaming: an explicit choice)."""
+    max_holdback_chars: int = Field(default=1024, ge=0)
+    """Most characters any one stage may hold on one channel. 0 means hold nothing."""
+    max_holdback_ms: float | None = Field(default=None, ge=0)
+    """Oldest held text may be this old when the next text arrives for its channel.
+    Checked as text arrives, never by a timer, so an upstream pausing (a tool call being
+    prepared) does not misfire it."""
+    on_overflow: OverflowPolicy = OverflowPolicy.MASK
+    """What happens past either bound; see :class:`pipeline.stage.OverflowPolicy`."""
+
+
+class StageEntry(BaseModel):
+    """One item of ``stages:`` before its own stage validates it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+
+
+class RouteConfig(_Strict):
+    """One route: which requests, which upstream, which stages, which buffer policy."""
+
+    name: str = Field(min_length=1)
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    upstream: UpstreamConfig
+    protocol: Protocol = Protocol.AUTO
+    stages: list[StageEntry] = Field(default_factory=list)
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+
+
+class UnmatchedConfig(_Strict):
+    """What happens to a request no route matches."""
+
+    action: Literal["reject", "passthrough"] = "reject"
+    """``reject`` answers 404; ``passthrough`` proxies it unfiltered to ``upstream``."""
+    upstream: UpstreamConfig | None = None
+
+    @model_validator(mode="after")
+    def _needs_upstream(self) -> UnmatchedConfig:
+        if self.action == "passthrough" and self.upstream is None:
+            raise ValueError("action 'passthrough' needs an 'upstream' (add upstream: {url: ...})")
+        return self
+
+
+class ProxyConfig(_Strict):
+    """The top level of a config file."""
+
+    routes: list[RouteConfig] = Field(min_length=1)
+    unmatched: UnmatchedConfig = Field(default_factory=UnmatchedConfig)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    """Largest request body accepted (413 above it)."""
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Largest single upstream SSE event accepted (an error to the client above it)."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProxyConfig:
+        names = [route.name for route in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"route names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def route_for(
+        self, path: str, model: str | None, headers: Mapping[str, str]
+    ) -> RouteConfig | None:
+        """The first route whose ``match`` holds, or None."""
+        for route in self.routes:
+            if route.match.matches(path, model, headers):
+                return route
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A validated config with each route's stage configs validated by their own models."""
+
+    proxy: ProxyConfig
+    stages: Mapping[str, tuple[StageConfig, ...]]
+    """Per route name, its stages' validated configs, in YAML order."""
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file."""
+
+    path: str
+    """Key path such as ``routes[0].stages[1].detectors``."""
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line is not None else source
+        return f"{where}: {self.path or '<top level>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(p.render(source) for p in self.problems))
+
+
+def _key_lines(
+    node: yaml.Node, prefix: tuple[str | int, ...] = ()
+) -> dict[tuple[str | int, ...], int]:
+    """Map every key path in a composed YAML tree to its 1-based line number."""
+    lines: dict[tuple[str | int, ...], int] = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            lines.update(_key_lines(value_node, path))
+            lines[path] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_key_lines(item, (*prefix, index)))
+    return lines
+
+
+def _render_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_for(loc: tuple[str | int, ...], lines: Mapping[tuple[str | int, ...], int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """Field names of the model that owns the key at ``loc`` (for "did you mean")."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            inner = getattr(candidate, "__args__", ())
+            models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+            if models:
+                current = models[0]
+                break
+        else:
+            return []
+    return sorted(current.model_fields)
+
+
+def _explain(error: Mapping[str, Any], model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    """The pydantic error as a sentence that says how to fix it."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(model, loc)
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key {key!r}; {hint}allowed keys: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"required key {str(loc[-1])!r} is missing; add it"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _problems_from(
+    exc: ValidationError,
+    model: type[BaseModel],
+    base: tuple[str | int, ...],
+    lines: Mapping[tuple[str | int, ...], int],
+) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = (*base, *error["loc"])
+        problems.append(
+            Problem(
+                _render_path(loc),
+                _explain(error, model, tuple(error["loc"])),
+                _line_for(loc, lines),
+            )
+        )
+    return problems
+
+
+def _validate_stages(
+    proxy: ProxyConfig, lines: Mapping[tuple[str | int, ...], int]
+) -> tuple[dict[str, tuple[StageConfig, ...]], list[Problem]]:
+    stages: dict[str, tuple[StageConfig, ...]] = {}
+    problems: list[Problem] = []
+    for r, route in enumerate(proxy.routes):
+        validated: list[StageConfig] = []
+        for s, entry in enumerate(route.stages):
+            loc: tuple[str | int, ...] = ("routes", r, "stages", s)
+            try:
+                factory = resolve_stage(entry.type)
+            except StageLoadError as exc:
+                problems.append(
+                    Problem(
+                        _render_path((*loc, "type")), str(exc), _line_for((*loc, "type"), lines)
+                    )
+                )
+                continue
+            try:
+                validated.append(factory.config_model.model_validate(entry.model_dump()))
+            except ValidationError as exc:
+                problems.extend(_problems_from(exc, factory.config_model, loc, lines))
+        stages[route.name] = tuple(validated)
+    return stages, problems
+
+
+def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
+    """Validate YAML text; raise :class:`ConfigError` listing every problem."""
+    try:
+        tree = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, [Problem("", f"not valid YAML: {exc}", line)]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, [Problem("", "the file must be a mapping with a 'routes:' list", 1)]
+        )
+    lines = _key_lines(tree) if tree is not None else {}
+    try:
+        proxy = ProxyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems_from(exc, ProxyConfig, (), lines)) from None
+    stages, problems = _validate_stages(proxy, lines)
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedConfig(proxy=proxy, stages=stages, source=source)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a config file; raise :class:`ConfigError` naming file and lines."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(file), [Problem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
+    return parse_config(text, str(file))

@@ -1,0 +1,385 @@
+"""The stage engine: chains of stages per channel, with bounds and failure policies.
+
+A :class:`RoutePlan` is built once per route from validated config (factories constructed,
+bounds resolved). Each response gets a :class:`ResponseFilter`, which opens one
+:class:`Chain` per channel on first use. A chain feeds each stage the previous stage's
+output, enforces every stage's hold-back bound, and turns a stage's exception, time-out or
+overflow into the configured policy, so a stage can never let held text out unfiltered
+unless its config says ``pass``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import structlog
+
+from pipeline.config import BufferConfig, LoadedConfig, RouteConfig
+from pipeline.plugins import resolve_stage
+from pipeline.stage import (
+    NOTHING,
+    AsyncStage,
+    Channel,
+    ChannelEnd,
+    ErrorPolicy,
+    Finding,
+    OverflowPolicy,
+    Release,
+    Stage,
+    StageConfig,
+    StageFactory,
+)
+
+log = structlog.get_logger("streamsieve.engine")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BoundStage:
+    """A stage factory with the bounds and policies the route resolved for it."""
+
+    id: str
+    factory: StageFactory[Any]
+    max_chars: int
+    max_ms: float | None
+    on_overflow: OverflowPolicy
+    on_error: ErrorPolicy
+    timeout_s: float
+    mask: str
+
+    @classmethod
+    def build(cls, config: StageConfig, stage_id: str, buffer: BufferConfig) -> BoundStage:
+        factory = resolve_stage(config.type)(config)
+        limits = [factory.max_holdback, buffer.max_holdback_chars]
+        if config.max_holdback_chars is not None:
+            limits.append(config.max_holdback_chars)
+        ms_limits = [v for v in (buffer.max_holdback_ms, config.max_holdback_ms) if v is not None]
+        return cls(
+            id=stage_id,
+            factory=factory,
+            max_chars=min(limits),
+            max_ms=min(ms_limits) if ms_limits else None,
+            on_overflow=config.on_overflow or buffer.on_overflow,
+            on_error=config.on_error,
+            timeout_s=config.timeout_ms / 1000.0,
+            mask=config.mask,
+        )
+
+
+def _stage_ids(configs: Sequence[StageConfig]) -> list[str]:
+    """``id`` when given, else ``type``, numbered when a type repeats."""
+    ids = []
+    for index, config in enumerate(configs):
+        if config.id:
+            ids.append(config.id)
+        elif sum(c.type == config.type and not c.id for c in configs) > 1:
+            ids.append(f"{config.type}#{index}")
+        else:
+            ids.append(config.type)
+    return ids
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """Everything built once per route: its config and its bound stages."""
+
+    route: RouteConfig
+    stages: tuple[BoundStage, ...]
+
+    @classmethod
+    def build(cls, route: RouteConfig, configs: Sequence[StageConfig]) -> RoutePlan:
+        return cls(
+            route=route,
+            stages=tuple(
+                BoundStage.build(config, stage_id, route.buffer)
+                for config, stage_id in zip(configs, _stage_ids(configs), strict=True)
+            ),
+        )
+
+    @property
+    def whole_response(self) -> bool:
+        return self.route.buffer.mode == "whole_response"
+
+
+def build_plans(config: LoadedConfig) -> dict[str, RoutePlan]:
+    """One plan per route name; raises if a stage factory refuses its config."""
+    return {
+        route.name: RoutePlan.build(route, config.stages[route.name])
+        for route in config.proxy.routes
+    }
+
+
+class _Slot:
+    """One opened stage inside a chain, with its running counters."""
+
+    __slots__ = ("base", "bound", "fed", "held_since", "is_async", "stage")
+
+    def __init__(self, bound: BoundStage, channel: Channel) -> None:
+        self.bound = bound
+        self.stage: Stage | AsyncStage = bound.factory.open(channel)
+        self.is_async = bound.factory.is_async
+        self.fed = 0
+        """Characters fed since the channel opened (offsets of findings)."""
+        self.base = 0
+        """Offset at which the current stage instance started (after a restart)."""
+        self.held_since: float | None = None
+
+    def restart(self, channel: Channel) -> None:
+        self.stage = self.bound.factory.open(channel)
+        self.base = self.fed
+        self.held_since = None
+
+
+class Chain:
+    """The stages of one route, opened for one channel, fed in YAML order."""
+
+    __slots__ = ("_pending", "_slots", "_track_time", "_whole", "channel", "findings", "is_async")
+
+    def __init__(self, plan: RoutePlan, channel: Channel) -> None:
+        self.channel = channel
+        self._slots = [_Slot(b, channel) for b in plan.stages if b.factory.applies_to(channel)]
+        self.is_async = any(slot.is_async for slot in self._slots)
+        self._whole = plan.whole_response and bool(self._slots)
+        self._pending: list[str] = []
+        self._track_time = any(slot.bound.max_ms is not None for slot in self._slots)
+        self.findings: list[Finding] = []
+
+    @property
+    def empty(self) -> bool:
+        """No stage applies: text passes untouched and nothing needs finishing."""
+        return not self._slots
+
+    @property
+    def held(self) -> int:
+        """Characters held anywhere in the chain (a whole-response buffer included)."""
+        return sum(map(len, self._pending)) + sum(slot.stage.held for slot in self._slots)
+
+    def feed(self, text: str) -> Release:
+        """Run ``text`` through every stage (sync chains only)."""
+        if self._whole:
+            self._pending.append(text)
+            return NOTHING
+        return self._run_sync(text, None)
+
+    def finish(self, end: ChannelEnd) -> Release:
+        """End the channel: every stage decides what it holds (sync chains only)."""
+        if self._whole:
+            return self._run_sync("".join(self._pending), end)
+        return self._run_sync("", end)
+
+    async def afeed(self, text: str) -> Release:
+        """:meth:`feed` for chains that contain an async stage."""
+        if self._whole:
+            self._pending.append(text)
+            return NOTHING
+        return await self._run_async(text, None)
+
+    async def afinish(self, end: ChannelEnd) -> Release:
+        """:meth:`finish` for chains that contain an async stage."""
+        if self._whole:
+            return await self._run_async("".join(self._pending), end)
+        return await self._run_async("", end)
+
+    def _run_sync(self, text: str, end: ChannelEnd | None) -> Release:
+        now = time.monotonic() if self._track_time else 0.0
+        findings: list[Finding] = []
+        block: str | None = None
+        for slot in self._slots:
+            if end is None and not text and slot.held_since is None:
+                continue
+            stage = cast(Stage, slot.stage)  # feed() is only used when no stage is async
+            try:
+                release = stage.feed(text) if text or end is None else NOTHING
+                if end is not None:
+                    release = _merge(release, stage.finish(end))
+                if not isinstance(release, Release):
+                    raise TypeError(f"stage {slot.bound.id!r} returned {type(release).__name__}")
+                text, stop, early = self._settle(slot, text, release, end, now, findings)
+                if early:
+                    text += self._early(slot, stage.finish(ChannelEnd.COMPLETE), findings)
+            except Exception as exc:  # a stage bug must neither crash the stream nor leak text
+                text, stop = self._fail(slot, text, exc, findings)
+            block = block or stop
+        return self._result(text, block, findings)
+
+    async def _run_async(self, text: str, end: ChannelEnd | None) -> Release:
+        now = time.monotonic() if self._track_time else 0.0
+        findings: list[Finding] = []
+        block: str | None = None
+        for slot in self._slots:
+            if end is None and not text and slot.held_since is None:
+                continue
+            try:
+                release = await self._call(slot, text, end)
+                text, stop, early = self._settle(slot, text, release, end, now, findings)
+                if early:
+                    text += self._early(
+                        slot, await self._call(slot, "", ChannelEnd.COMPLETE), findings
+                    )
+            except Exception as exc:  # time-outs too: fail by policy, never open by accident
+                text, stop = self._fail(slot, text, exc, findings)
+            block = block or stop
+        return self._result(text, block, findings)
+
+    async def _call(self, slot: _Slot, text: str, end: ChannelEnd | None) -> Release:
+        async def run() -> Release:
+            release: Any = slot.stage.feed(text) if text or end is None else NOTHING
+            if asyncio.iscoroutine(release):
+                release = await release
+            if end is not None:
+                last: Any = slot.stage.finish(end)
+                if asyncio.iscoroutine(last):
+                    last = await last
+                release = _merge(release, last)
+            return release  # type: ignore[no-any-return]
+
+        if not slot.is_async:
+            return await run()
+        async with asyncio.timeout(slot.bound.timeout_s):
+            return await run()
+
+    def _fail(
+        self, slot: _Slot, text: str, exc: Exception, findings: list[Finding]
+    ) -> tuple[str, str | None]:
+        """Apply the stage's ``on_error`` policy to the text of the failed call."""
+        reason = "timed out" if isinstance(exc, TimeoutError) else f"raised {type(exc).__name__}"
+        policy = slot.bound.on_error
+        log.error(
+            "stage_failed",
+            stage=slot.bound.id,
+            channel=self.channel.key,
+            reason=reason,
+            policy=policy.value,
+            error=str(exc)[:200],
+        )
+        start = slot.fed - slot.stage.held
+        slot.fed += len(text)
+        findings.append(
+            Finding("stage_error", policy.value, start, slot.fed, slot.bound.id, self.channel.key)
+        )
+        slot.restart(self.channel)
+        if policy is ErrorPolicy.PASS:
+            return text, None
+        if policy is ErrorPolicy.MASK:
+            return slot.bound.mask, None
+        return "", f"{slot.bound.id}: stage {reason}"
+
+    def _settle(
+        self,
+        slot: _Slot,
+        fed: str,
+        release: Release,
+        end: ChannelEnd | None,
+        now: float,
+        findings: list[Finding],
+    ) -> tuple[str, str | None, bool]:
+        """Account for one stage call: findings, bounds, overflow policy.
+
+        Returns the text to pass on, a block reason, and whether the ``pass`` overflow
+        policy wants the stage finished early (the caller does it, sync or async).
+        """
+        base = slot.base
+        slot.fed += len(fed)
+        if release.findings:
+            findings.extend(self._tag(slot, release.findings, base))
+        text = release.text
+        if end is not None or release.block:
+            return text, release.block, False
+        held = slot.stage.held
+        if not held:
+            slot.held_since = None
+            return text, None, False
+        if slot.held_since is None:
+            slot.held_since = now
+        over_chars = held > slot.bound.max_chars
+        over_ms = (
+            slot.bound.max_ms is not None and (now - slot.held_since) * 1000.0 > slot.bound.max_ms
+        )
+        if not (over_chars or over_ms):
+            return text, None, False
+        return self._overflow(slot, text, held, "chars" if over_chars else "ms", findings)
+
+    def _overflow(
+        self, slot: _Slot, text: str, held: int, what: str, findings: list[Finding]
+    ) -> tuple[str, str | None, bool]:
+        policy = slot.bound.on_overflow
+        start = slot.fed - held
+        findings.append(
+            Finding("overflow", policy.value, start, slot.fed, slot.bound.id, self.channel.key)
+        )
+        log.warning(
+            "stage_overflow",
+            stage=slot.bound.id,
+            channel=self.channel.key,
+            held=held,
+            bound=slot.bound.max_chars if what == "chars" else slot.bound.max_ms,
+            unit=what,
+            policy=policy.value,
+        )
+        if policy is OverflowPolicy.BLOCK:
+            return text, f"{slot.bound.id}: held text over its {what} bound", False
+        if policy is OverflowPolicy.PASS:
+            return text, None, True
+        slot.restart(self.channel)
+        return text + slot.bound.mask, None, False
+
+    def _early(self, slot: _Slot, release: Release, findings: list[Finding]) -> str:
+        """The ``pass`` overflow: what the stage decided when finished early, then afresh."""
+        findings.extend(self._tag(slot, release.findings, slot.base))
+        slot.restart(self.channel)
+        return release.text
+
+    def _tag(self, slot: _Slot, found: Iterable[Finding], base: int) -> list[Finding]:
+        return [
+            dataclasses.replace(
+                f,
+                start=f.start + base,
+                end=f.end + base,
+                stage=slot.bound.id,
+                channel=self.channel.key,
+            )
+            for f in found
+        ]
+
+    def _result(self, text: str, block: str | None, findings: list[Finding]) -> Release:
+        if findings:
+            self.findings.extend(findings)
+        if not findings and block is None:
+            return Release(text) if text else NOTHING
+        return Release(text, block, tuple(findings))
+
+
+def _merge(first: Release, second: Release) -> Release:
+    if first is NOTHING:
+        return second
+    return Release(
+        first.text + second.text, first.block or second.block, first.findings + second.findings
+    )
+
+
+class ResponseFilter:
+    """The chains of one response, opened per channel on first use."""
+
+    __slots__ = ("chains", "plan")
+
+    def __init__(self, plan: RoutePlan) -> None:
+        self.plan = plan
+        self.chains: dict[str, Chain] = {}
+
+    def chain(self, channel: Channel) -> Chain:
+        """The chain for ``channel``, opened the first time the channel carries text."""
+        chain = self.chains.get(channel.key)
+        if chain is None:
+            chain = self.chains[channel.key] = Chain(self.plan, channel)
+        return chain
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for chain in self.chains.values() for f in chain.findings]
+
+    @property
+    def held(self) -> int:
+        return sum(chain.held for chain in self.chains.values())

@@ -1,0 +1,43 @@
+"""Protocol adapters by protocol, and how a request's path selects one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import Protocol
+from pipeline.protocols.base import BodyAdapter, StreamAdapter
+from pipeline.protocols.openai_chat import OpenAIChatBody, OpenAIChatStream
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """The two adapters of one protocol: streamed replies and whole bodies."""
+
+    stream: type[StreamAdapter]
+    body: type[BodyAdapter]
+
+
+ADAPTERS: dict[Protocol, Adapters] = {
+    Protocol.OPENAI_CHAT: Adapters(OpenAIChatStream, OpenAIChatBody),
+}
+
+# Path suffixes as the official SDKs call them; the route's base path may differ.
+_SUFFIXES: tuple[tuple[str, Protocol], ...] = (
+    ("/chat/completions", Protocol.OPENAI_CHAT),
+    ("/completions", Protocol.OPENAI_COMPLETIONS),
+    ("/messages", Protocol.ANTHROPIC_MESSAGES),
+    ("/responses", Protocol.OPENAI_RESPONSES),
+)
+
+
+def select(configured: Protocol, method: str, path: str) -> Protocol:
+    """The protocol a request is filtered as; ``PASSTHROUGH`` for anything else."""
+    if configured is not Protocol.AUTO:
+        return configured if configured in ADAPTERS else Protocol.PASSTHROUGH
+    if method != "POST":
+        return Protocol.PASSTHROUGH
+    trimmed = path.rstrip("/")
+    for suffix, protocol in _SUFFIXES:
+        if trimmed.endswith(suffix):
+            return protocol if protocol in ADAPTERS else Protocol.PASSTHROUGH
+    return Protocol.PASSTHROUGH

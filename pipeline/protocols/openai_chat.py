@@ -1,0 +1,402 @@
+"""OpenAI Chat Completions: ``chat.completion.chunk`` streams and ``chat.completion`` bodies.
+
+Channels, one chain each: ``choice{i}.content``, ``choice{i}.refusal`` and
+``choice{i}.tool{j}.arguments``. Every other field (ids, model, created,
+system_fingerprint, role, finish_reason, usage, ``[DONE]``) passes through as sent.
+
+Ordering: text a chain still holds when its choice finishes is flushed in a chunk of its
+own *before* the chunk that carries ``finish_reason``.
+
+Logprobs: a choice's ``logprobs`` is kept only on a chunk whose text passed through
+unchanged with nothing held; otherwise it is set to ``null``, because logprobs repeat the
+raw tokens and would leak what a stage redacted or is still deciding.
+
+Blocking: the stream ends with one chunk per unfinished choice carrying
+``finish_reason: "content_filter"``, then the usage chunk if the client asked for one, then
+``[DONE]``. The upstream never reports usage for a stream we cut, so that usage chunk counts
+the completion tokens the proxy saw (one per upstream text chunk) and reports the prompt as 0.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.engine import Chain
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.sse import Event, encode_data
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
+
+PROTOCOL = "openai-chat"
+_TEXT_FIELDS = ("content", "refusal")
+_ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
+
+
+def _end_for(finish_reason: object) -> ChannelEnd:
+    return ChannelEnd.TRUNCATED if finish_reason == "length" else ChannelEnd.COMPLETE
+
+
+class _Choices:
+    """Channels of one response by choice, created on first text."""
+
+    __slots__ = ("_chains", "_request", "_response", "_tool_names", "finished", "seen")
+
+    def __init__(self, adapter: StreamAdapter | BodyAdapter) -> None:
+        self._response = adapter.response
+        self._request = adapter.request
+        self._chains: dict[tuple[int, str], Chain] = {}
+        self._tool_names: dict[tuple[int, int], str] = {}
+        self.finished: set[int] = set()
+        self.seen: list[int] = []
+
+    def note(self, index: int) -> None:
+        if index not in self.seen:
+            self.seen.append(index)
+
+    def name_tool(self, index: int, tool: int, name: str) -> None:
+        self._tool_names[(index, tool)] = name
+
+    def chain(self, index: int, field: str, tool: int | None = None) -> Chain:
+        key = (index, field if tool is None else f"tool{tool}")
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = self._chains[key] = self._response.chain(self._channel(index, field, tool))
+        return chain
+
+    def _channel(self, index: int, field: str, tool: int | None) -> Channel:
+        route = self._response.plan.route.name
+        if tool is not None:
+            name = self._tool_names.get((index, tool), "")
+            return Channel(
+                key=f"choice{index}.tool{tool}.arguments",
+                kind=ChannelKind.JSON,
+                protocol=PROTOCOL,
+                json_schema=self._request.tool_schemas.get(name),
+                route=route,
+            )
+        is_json = field == "content" and self._request.json_content
+        return Channel(
+            key=f"choice{index}.{field}",
+            kind=ChannelKind.JSON if is_json else ChannelKind.TEXT,
+            protocol=PROTOCOL,
+            json_schema=self._request.content_schema if is_json else None,
+            route=route,
+        )
+
+    def open_chains(self, index: int) -> list[tuple[str, int | None, Chain]]:
+        """The chains of choice ``index`` as (field, tool index or None, chain)."""
+        out: list[tuple[str, int | None, Chain]] = []
+        for (choice, name), chain in self._chains.items():
+            if choice == index:
+                tool = int(name[4:]) if name.startswith("tool") else None
+                out.append(("arguments" if tool is not None else name, tool, chain))
+        return out
+
+
+class OpenAIChatStream(StreamAdapter):
+    """Filters a ``stream: true`` chat completion."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._choices = _Choices(self)
+        self._envelope: dict[str, Any] = {"object": "chat.completion.chunk"}
+
+    async def on_event(self, event: Event) -> bytes:
+        if event.data == "[DONE]":
+            flushed = await self._finish_all()
+            self.completed = self.done = True
+            return flushed + encode_data("[DONE]", event.event)
+        try:
+            chunk = json.loads(event.data)
+        except json.JSONDecodeError:
+            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
+        if not isinstance(chunk, dict):
+            return self.fail(
+                "upstream sent an event that is not a JSON object", "upstream_bad_event"
+            )
+        if "error" in chunk:
+            self.done = True  # the upstream's own error ends the stream; held text is dropped
+            return encode_data(event.data, event.event)
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return encode_data(event.data, event.event)  # the usage chunk, or a keep-alive
+        self._envelope = {k: v for k, v in chunk.items() if k not in _ENVELOPE_SKIP}
+        return await self._rewrite(event, chunk, choices)
+
+    async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
+        changed = False
+        before: list[dict[str, Any]] = []  # flushed text that must precede a finish_reason
+        kept: list[Any] = []
+        emptied = True
+        for choice in choices:
+            if not isinstance(choice, dict):
+                kept.append(choice)
+                emptied = False
+                continue
+            index = choice.get("index", 0)
+            self._choices.note(index)
+            delta = choice.get("delta")
+            altered, held = await self._filter_delta(index, delta)
+            kept.append(choice)
+            if altered or (held and choice.get("logprobs") is not None):
+                changed = True
+                choice["logprobs"] = None
+            finish_reason = choice.get("finish_reason")
+            if finish_reason is not None:
+                flush = await self._finish_choice(index, _end_for(finish_reason))
+                if self.blocked is None and flush:
+                    before.append(self._choice(index, _merge_deltas(_text_of(delta), flush)))
+                    _strip_text(delta)
+                    changed = True
+                self._choices.finished.add(index)
+            if self.blocked is not None:
+                break
+            if not _is_empty(choice):
+                emptied = False
+        out = b"".join(encode_data(json.dumps(self._chunk(c))) for c in before)
+        if self.blocked is not None:
+            chunk["choices"] = kept
+            return out + self._emit(event, chunk, changed, False) + self._end_blocked()
+        return out + self._emit(event, chunk, changed, emptied)
+
+    def _emit(self, event: Event, chunk: dict[str, Any], changed: bool, emptied: bool) -> bytes:
+        if not changed:
+            return encode_data(event.data, event.event)  # fast path: the upstream's own bytes
+        if emptied:
+            return b""  # everything in it is held: an empty chunk would only add noise
+        return encode_data(json.dumps(chunk, ensure_ascii=False), event.event)
+
+    async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
+        """Filter every text field of one delta in place: (it changed, text is held)."""
+        if not isinstance(delta, dict):
+            return False, False
+        held, altered = False, False
+        for field in _TEXT_FIELDS:
+            piece = delta.get(field)
+            if isinstance(piece, str) and piece:
+                self.text_chunks += 1
+                chain = self._choices.chain(index, field)
+                release = await feed(chain, piece)
+                held = held or chain.held > 0
+                if release.text != piece:
+                    delta[field] = release.text
+                    altered = True
+                self.released_chars += len(release.text)
+                if self._check_block(release):
+                    return True, held
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            kept_calls = []
+            for call in tool_calls:
+                keep, call_altered = await self._filter_tool_call(index, call)
+                altered = altered or call_altered
+                if keep:
+                    kept_calls.append(call)
+                if self.blocked is not None:
+                    break
+            if altered:
+                delta["tool_calls"] = kept_calls
+        return altered, held
+
+    async def _filter_tool_call(self, index: int, call: object) -> tuple[bool, bool]:
+        """(keep this tool-call entry, it changed)."""
+        if not isinstance(call, dict):
+            return True, False
+        tool = call.get("index", 0)
+        function = call.get("function")
+        if not isinstance(function, dict):
+            return True, False
+        if isinstance(function.get("name"), str):
+            self._choices.name_tool(index, tool, function["name"])
+        piece = function.get("arguments")
+        if not isinstance(piece, str) or not piece:
+            return True, False
+        self.text_chunks += 1
+        release = await feed(self._choices.chain(index, "arguments", tool), piece)
+        self.released_chars += len(release.text)
+        self._check_block(release)
+        if release.text == piece:
+            return True, False
+        function["arguments"] = release.text
+        has_meta = any(k in call for k in ("id", "type")) or "name" in function
+        return bool(release.text) or has_meta, True
+
+    def _check_block(self, release: Release) -> bool:
+        if release.block and self.blocked is None:
+            self.blocked = release.block
+        return self.blocked is not None
+
+    async def _finish_choice(self, index: int, end: ChannelEnd) -> dict[str, Any]:
+        """Finish every chain of one choice; the flushed text as a delta."""
+        delta: dict[str, Any] = {}
+        for field, tool, chain in self._choices.open_chains(index):
+            if self.blocked is not None:
+                break
+            release = await finish(chain, end)
+            self.released_chars += len(release.text)
+            self._check_block(release)
+            if not release.text:
+                continue
+            if tool is None:
+                delta[field] = delta.get(field, "") + release.text
+            else:
+                calls = delta.setdefault("tool_calls", [])
+                calls.append({"index": tool, "function": {"arguments": release.text}})
+        return delta
+
+    async def _finish_all(self) -> bytes:
+        """At ``[DONE]``: choices the upstream never finished give up their held text."""
+        out = []
+        for index in self._choices.seen:
+            if index in self._choices.finished:
+                continue
+            flush = await self._finish_choice(index, ChannelEnd.COMPLETE)
+            self._choices.finished.add(index)
+            if flush:
+                out.append(encode_data(json.dumps(self._chunk(self._choice(index, flush)))))
+            if self.blocked is not None:
+                return b"".join(out) + self._end_blocked()
+        return b"".join(out)
+
+    def _choice(
+        self, index: int, delta: dict[str, Any], finish_reason: str | None = None
+    ) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def _chunk(
+        self, *choices: dict[str, Any], usage: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        chunk = {**self._envelope, "choices": list(choices)}
+        if usage is not None:
+            chunk["usage"] = usage
+        return chunk
+
+    def _end_blocked(self) -> bytes:
+        self.done = True
+        out = [
+            encode_data(json.dumps(self._chunk(self._choice(i, {}, "content_filter"))))
+            for i in (self._choices.seen or [0])
+            if i not in self._choices.finished
+        ]
+        if self.request.include_usage:
+            tokens = self.text_chunks
+            usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
+            out.append(encode_data(json.dumps(self._chunk(usage=usage))))
+        out.append(encode_data("[DONE]"))
+        return b"".join(out)
+
+    def error(self, message: str, code: str) -> bytes:
+        # The SDKs raise on a chunk carrying "error"; no [DONE] follows an incomplete stream.
+        body = {"error": {"message": message, "type": "proxy_error", "code": code, "param": None}}
+        return encode_data(json.dumps(body))
+
+
+def _text_of(delta: object) -> dict[str, Any]:
+    """The text a delta carries, as a delta of its own (tool-call arguments included)."""
+    if not isinstance(delta, dict):
+        return {}
+    out: dict[str, Any] = {
+        f: delta[f] for f in _TEXT_FIELDS if isinstance(delta.get(f), str) and delta[f]
+    }
+    calls = [
+        {"index": c.get("index", 0), "function": {"arguments": c["function"]["arguments"]}}
+        for c in delta.get("tool_calls") or []
+        if isinstance(c, dict)
+        and isinstance(c.get("function"), dict)
+        and isinstance(c["function"].get("arguments"), str)
+        and c["function"]["arguments"]
+        and not ({"id", "type"} & c.keys() or "name" in c["function"])
+    ]
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def _strip_text(delta: object) -> None:
+    """Remove what :func:`_text_of` moved into the flush chunk."""
+    if not isinstance(delta, dict):
+        return
+    for field in _TEXT_FIELDS:
+        if isinstance(delta.get(field), str) and delta[field]:
+            delta[field] = ""
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        delta["tool_calls"] = [
+            c
+            for c in calls
+            if not isinstance(c, dict)
+            or {"id", "type"} & c.keys()
+            or "name" in (c.get("function") or {})
+        ]
+        if not delta["tool_calls"]:
+            del delta["tool_calls"]
+
+
+def _merge_deltas(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(first)
+    for field in _TEXT_FIELDS:
+        if field in second:
+            merged[field] = merged.get(field, "") + second[field]
+    calls = [*first.get("tool_calls", []), *second.get("tool_calls", [])]
+    if calls:
+        merged["tool_calls"] = calls
+    return merged
+
+
+def _is_empty(choice: dict[str, Any]) -> bool:
+    """A choice whose delta carries nothing a client would miss."""
+    if choice.get("finish_reason") is not None:
+        return False
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return False
+    for key, value in delta.items():
+        if key in _TEXT_FIELDS and (value == "" or value is None):
+            continue
+        if key == "tool_calls" and value == []:
+            continue
+        return False
+    return True
+
+
+class OpenAIChatBody(BodyAdapter):
+    """Filters a ``chat.completion`` body: each choice's message, same channels as a stream."""
+
+    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
+        choices = _Choices(self)
+        for choice in body.get("choices") or []:
+            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+                continue
+            index = choice.get("index", 0)
+            message = choice["message"]
+            end = _end_for(choice.get("finish_reason"))
+            changed = False
+            for field in _TEXT_FIELDS:
+                text = message.get(field)
+                if isinstance(text, str) and text:
+                    release = await self.whole(choices.chain(index, field), text, end)
+                    changed = changed or release.text != text
+                    message[field] = release.text
+                    if self._blocked(release, choice):
+                        return body
+            for tool, call in enumerate(message.get("tool_calls") or []):
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                    continue
+                choices.name_tool(index, tool, str(function.get("name", "")))
+                chain = choices.chain(index, "arguments", tool)
+                release = await self.whole(chain, function["arguments"], end)
+                function["arguments"] = release.text
+                if self._blocked(release, choice):
+                    return body
+            if changed and "logprobs" in choice:
+                choice["logprobs"] = None
+        return body
+
+    def _blocked(self, release: Release, choice: dict[str, Any]) -> bool:
+        if not release.block:
+            return False
+        self.blocked = release.block
+        choice["finish_reason"] = "content_filter"
+        choice["logprobs"] = None
+        return True

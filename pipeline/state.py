@@ -1,0 +1,85 @@
+"""Process-wide state of a running proxy: the current config and the shared HTTP session.
+
+A :class:`Snapshot` (config plus the route plans built from it) is immutable. A reload
+builds a new one and swaps the reference, so a request in flight keeps the snapshot it
+started with and never sees half of a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from pipeline.config import LoadedConfig
+from pipeline.engine import RoutePlan, build_plans
+
+if TYPE_CHECKING:
+    from pipeline.proxy import RequestStats
+
+log = structlog.get_logger("streamsieve.proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A config and everything built from it, in force together."""
+
+    config: LoadedConfig
+    plans: dict[str, RoutePlan]
+
+    @classmethod
+    def build(cls, config: LoadedConfig) -> Snapshot:
+        return cls(config=config, plans=build_plans(config))
+
+
+Observer = Callable[["RequestStats"], None]
+
+
+class ProxyState:
+    """The current snapshot, the pooled upstream session, and request observers."""
+
+    def __init__(self, snapshot: Snapshot, session: aiohttp.ClientSession) -> None:
+        self.snapshot = snapshot
+        self.session = session
+        self.observers: list[Observer] = [log_request]
+
+    def observe(self, stats: RequestStats) -> None:
+        for observer in self.observers:
+            observer(stats)
+
+
+def log_request(stats: RequestStats) -> None:
+    """One line per request: timings, counts and findings, never credentials or text."""
+    upstream_ttft = stats.ms(stats.upstream_sent, stats.upstream_first_text)
+    client_ttft = stats.ms(stats.started, stats.client_first_text)
+    added = (
+        round(client_ttft - upstream_ttft, 3)
+        if upstream_ttft is not None and client_ttft is not None
+        else None
+    )
+    log.info(
+        "request",
+        method=stats.method,
+        path=stats.path,
+        route=stats.route,
+        model=stats.model,
+        protocol=stats.protocol,
+        status=stats.status,
+        stream=stats.stream,
+        upstream_ttft_ms=upstream_ttft,
+        client_ttft_ms=client_ttft,
+        proxy_added_ttft_ms=added,
+        duration_ms=stats.ms(stats.started, stats.finished),
+        tokens=stats.text_chunks,
+        blocked=stats.blocked,
+        error=stats.error,
+        client_disconnected=stats.disconnected,
+        findings=stats.findings,
+    )
+
+
+STATE = web.AppKey("streamsieve_state", ProxyState)
