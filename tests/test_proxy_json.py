@@ -1,0 +1,145 @@
+"""The ``json`` stage through the real proxy with the ``openai`` SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+
+from pipeline.testing import split_at
+from tests.conftest import StackFactory
+
+ROUTES = """
+routes:
+  - name: chat
+    match: {{path: "/v1/*"}}
+    upstream: {{url: "{upstream}"}}
+    stages:
+      - type: json
+"""
+SCHEMA: Any = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+FORMAT: Any = {
+    "type": "json_schema",
+    "json_schema": {"name": "person", "schema": SCHEMA, "strict": True},
+}
+MESSAGES: Any = [{"role": "user", "content": "who?"}]
+
+_CLIENTS: list[openai.AsyncOpenAI] = []
+
+
+def client(url: str) -> openai.AsyncOpenAI:
+    sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
+    _CLIENTS.append(sdk)
+    return sdk
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _CLIENTS:
+        await _CLIENTS.pop().close()
+
+
+async def stream(url: str, **kwargs: Any) -> tuple[str, str | None]:
+    text, finish = "", None
+    response = await client(url).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True, **kwargs
+    )
+    async for chunk in response:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+    return text, finish
+
+
+async def test_valid_schema_output_passes_byte_identical(stack: StackFactory) -> None:
+    """A valid ``json_schema`` reply reaches the client exactly as the model wrote it."""
+    s = await stack(ROUTES)
+    doc = '{"name": "Ada", "age": 36}'
+    sim = {"chunks": split_at(doc, [1, 3, 9, 15, 20])}
+    assert (doc, "stop") == await stream(
+        s.proxy_url, response_format=FORMAT, extra_body={"sim": sim}
+    )
+
+
+async def test_schema_violation_is_blocked_before_the_document_completes(
+    stack: StackFactory,
+) -> None:
+    """A missing required property stops the stream with ``content_filter`` before ``}``."""
+    s = await stack(ROUTES)
+    doc = '{"name": "Ada"}'
+    text, finish = await stream(
+        s.proxy_url, response_format=FORMAT, extra_body={"sim": {"text": doc}}
+    )
+    assert "content_filter" == finish
+    assert doc.startswith(text)
+    assert not text.endswith("}")
+
+
+async def test_syntax_error_in_json_mode_is_blocked(stack: StackFactory) -> None:
+    """A trailing comma in ``json_object`` mode is stopped at the ``}`` that proves it."""
+    s = await stack(ROUTES)
+    text, finish = await stream(
+        s.proxy_url,
+        response_format={"type": "json_object"},
+        extra_body={"sim": {"text": '{"a": 1, "b": 2,}'}},
+    )
+    assert "content_filter" == finish
+    assert '{"a": 1, "b": 2,' == text
+
+
+async def test_prose_is_not_validated_without_json_mode(stack: StackFactory) -> None:
+    """Without ``response_format`` the content is prose and passes untouched."""
+    s = await stack(ROUTES)
+    assert ("not { json", "stop") == await stream(
+        s.proxy_url, extra_body={"sim": {"text": "not { json"}}
+    )
+
+
+async def test_tool_call_arguments_are_validated_against_parameters(stack: StackFactory) -> None:
+    """Tool-call arguments that break the tool's schema are blocked; valid ones pass."""
+    s = await stack(ROUTES)
+    tools: Any = [{"type": "function", "function": {"name": "save", "parameters": SCHEMA}}]
+    good = json.dumps({"name": "Ada", "age": 36})
+    async with client(s.proxy_url).chat.completions.stream(
+        model="gpt-4o",
+        messages=MESSAGES,
+        tools=tools,
+        extra_body={"sim": {"tool_calls": [{"name": "save", "arguments": good}]}},
+    ) as response:
+        final = await response.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert {"name": "Ada", "age": 36} == json.loads(call.function.arguments)
+
+    bad = json.dumps({"name": "Ada", "age": "old"})
+    response2 = await client(s.proxy_url).chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        tools=tools,
+        stream=True,
+        extra_body={"sim": {"tool_calls": [{"name": "save", "arguments": bad}]}},
+    )
+    finishes = [
+        c.finish_reason async for chunk in response2 for c in chunk.choices if c.finish_reason
+    ]
+    assert ["content_filter"] == finishes
+
+
+async def test_non_streaming_json_is_validated(stack: StackFactory) -> None:
+    """A whole ``chat.completion`` body goes through the same JSON check."""
+    s = await stack(ROUTES)
+    reply = await client(s.proxy_url).chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        response_format=FORMAT,
+        extra_body={"sim": {"text": '{"name": "Ada", "age": 1, "x": 2}'}},
+    )
+    assert "content_filter" == reply.choices[0].finish_reason
