@@ -191,3 +191,30 @@ class SlowFactory(StageFactory[SlowConfig]):
 
     def open(self, channel: Channel) -> SlowStage:
         return SlowStage(self.config.delay_ms / 1000.0)
+
+
+class EndMarkConfig(StageConfig):
+    type: str = "tests.stages_for_tests:EndMarkFactory"
+
+
+class EndMarkStage:
+    """Passes text through and releases ``<complete>`` or ``<truncated>`` at finish."""
+
+    __slots__ = ()
+
+    @property
+    def held(self) -> int:
+        return 0
+
+    def feed(self, text: str) -> Release:
+        return Release(text)
+
+    def finish(self, end: ChannelEnd) -> Release:
+        return Release(f"<{end.value}>")
+
+
+class EndMarkFactory(StageFactory[EndMarkConfig]):
+    config_model = EndMarkConfig
+
+    def open(self, channel: Channel) -> EndMarkStage:
+        return EndMarkStage()

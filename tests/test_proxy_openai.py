@@ -309,3 +309,16 @@ async def test_any_split_gives_the_same_client_text(
     whole, _ = await stream_text(s.proxy_url, extra_body={"sim": {"chunks": [text]}})
     split, _ = await stream_text(s.proxy_url, extra_body={"sim": {"chunks": split_at(text, cuts)}})
     assert whole == split
+
+
+async def test_block_in_one_choice_withholds_later_choices(stack: StackFactory) -> None:
+    """A block ends the whole body: no later choice is returned unfiltered."""
+    s = await stack(BLOCKING)
+    reply = await client(s.proxy_url).chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        n=2,
+        extra_body={"sim": {"choices": ["a secret", "b secret"]}},
+    )
+    assert ["a ", ""] == [c.message.content for c in reply.choices]
+    assert ["content_filter", "content_filter"] == [c.finish_reason for c in reply.choices]

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import Protocol
+from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
 from pipeline.protocols.base import BodyAdapter, StreamAdapter
+from pipeline.protocols.completions import CompletionsBody, CompletionsStream
+from pipeline.protocols.generic import GenericBody, GenericStream
 from pipeline.protocols.openai_chat import OpenAIChatBody, OpenAIChatStream
+from pipeline.protocols.responses import ResponsesBody, ResponsesStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,10 @@ class Adapters:
 
 ADAPTERS: dict[Protocol, Adapters] = {
     Protocol.OPENAI_CHAT: Adapters(OpenAIChatStream, OpenAIChatBody),
+    Protocol.OPENAI_COMPLETIONS: Adapters(CompletionsStream, CompletionsBody),
+    Protocol.OPENAI_RESPONSES: Adapters(ResponsesStream, ResponsesBody),
+    Protocol.ANTHROPIC_MESSAGES: Adapters(AnthropicStream, AnthropicBody),
+    Protocol.GENERIC_SSE: Adapters(GenericStream, GenericBody),
 }
 
 # Path suffixes as the official SDKs call them; the route's base path may differ.

@@ -20,7 +20,7 @@ the completion tokens the proxy saw (one per upstream text chunk) and reports th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.engine import Chain
 from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
@@ -39,9 +39,10 @@ def _end_for(finish_reason: object) -> ChannelEnd:
 class _Choices:
     """Channels of one response by choice, created on first text."""
 
-    __slots__ = ("_chains", "_request", "_response", "_tool_names", "finished", "seen")
+    __slots__ = ("_chains", "_protocol", "_request", "_response", "_tool_names", "finished", "seen")
 
-    def __init__(self, adapter: StreamAdapter | BodyAdapter) -> None:
+    def __init__(self, adapter: StreamAdapter | BodyAdapter, protocol: str = PROTOCOL) -> None:
+        self._protocol = protocol
         self._response = adapter.response
         self._request = adapter.request
         self._chains: dict[tuple[int, str], Chain] = {}
@@ -70,7 +71,7 @@ class _Choices:
             return Channel(
                 key=f"choice{index}.tool{tool}.arguments",
                 kind=ChannelKind.JSON,
-                protocol=PROTOCOL,
+                protocol=self._protocol,
                 json_schema=self._request.tool_schemas.get(name),
                 route=route,
             )
@@ -78,7 +79,7 @@ class _Choices:
         return Channel(
             key=f"choice{index}.{field}",
             kind=ChannelKind.JSON if is_json else ChannelKind.TEXT,
-            protocol=PROTOCOL,
+            protocol=self._protocol,
             json_schema=self._request.content_schema if is_json else None,
             route=route,
         )
@@ -94,12 +95,20 @@ class _Choices:
 
 
 class OpenAIChatStream(StreamAdapter):
-    """Filters a ``stream: true`` chat completion."""
+    """Filters a ``stream: true`` chat completion.
+
+    The class attributes and ``_delta_of`` / ``_choice`` / ``_is_empty`` are the only places
+    that know where a chunk's choice keeps its text, so legacy completions reuse the rest.
+    """
+
+    protocol: ClassVar[str] = PROTOCOL
+    text_fields: ClassVar[tuple[str, ...]] = _TEXT_FIELDS
+    chunk_object: ClassVar[str] = "chat.completion.chunk"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._choices = _Choices(self)
-        self._envelope: dict[str, Any] = {"object": "chat.completion.chunk"}
+        self._choices = _Choices(self, self.protocol)
+        self._envelope: dict[str, Any] = {"object": self.chunk_object}
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
@@ -135,7 +144,7 @@ class OpenAIChatStream(StreamAdapter):
                 continue
             index = choice.get("index", 0)
             self._choices.note(index)
-            delta = choice.get("delta")
+            delta = self._delta_of(choice)
             altered, held = await self._filter_delta(index, delta)
             kept.append(choice)
             if altered or (held and choice.get("logprobs") is not None):
@@ -145,13 +154,15 @@ class OpenAIChatStream(StreamAdapter):
             if finish_reason is not None:
                 flush = await self._finish_choice(index, _end_for(finish_reason))
                 if self.blocked is None and flush:
-                    before.append(self._choice(index, _merge_deltas(_text_of(delta), flush)))
-                    _strip_text(delta)
+                    fields = self.text_fields
+                    text = _text_of(delta, fields)
+                    before.append(self._choice(index, _merge_deltas(text, flush, fields)))
+                    _strip_text(delta, fields)
                     changed = True
                 self._choices.finished.add(index)
             if self.blocked is not None:
                 break
-            if not _is_empty(choice):
+            if not self._is_empty(choice):
                 emptied = False
         out = b"".join(encode_data(json.dumps(self._chunk(c))) for c in before)
         if self.blocked is not None:
@@ -164,14 +175,14 @@ class OpenAIChatStream(StreamAdapter):
             return encode_data(event.data, event.event)  # fast path: the upstream's own bytes
         if emptied:
             return b""  # everything in it is held: an empty chunk would only add noise
-        return encode_data(json.dumps(chunk, ensure_ascii=False), event.event)
+        return encode_data(json.dumps(chunk), event.event)
 
     async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
         """Filter every text field of one delta in place: (it changed, text is held)."""
         if not isinstance(delta, dict):
             return False, False
         held, altered = False, False
-        for field in _TEXT_FIELDS:
+        for field in self.text_fields:
             piece = delta.get(field)
             if isinstance(piece, str) and piece:
                 self.text_chunks += 1
@@ -258,10 +269,18 @@ class OpenAIChatStream(StreamAdapter):
                 return b"".join(out) + self._end_blocked()
         return b"".join(out)
 
+    def _delta_of(self, choice: dict[str, Any]) -> object:
+        """The object in a choice that carries its text fields."""
+        return choice.get("delta")
+
     def _choice(
         self, index: int, delta: dict[str, Any], finish_reason: str | None = None
     ) -> dict[str, Any]:
         return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def _is_empty(self, choice: dict[str, Any]) -> bool:
+        """A choice whose delta carries nothing a client would miss."""
+        return choice.get("finish_reason") is None and _delta_is_empty(choice.get("delta"))
 
     def _chunk(
         self, *choices: dict[str, Any], usage: dict[str, int] | None = None
@@ -291,12 +310,12 @@ class OpenAIChatStream(StreamAdapter):
         return encode_data(json.dumps(body))
 
 
-def _text_of(delta: object) -> dict[str, Any]:
+def _text_of(delta: object, fields: tuple[str, ...]) -> dict[str, Any]:
     """The text a delta carries, as a delta of its own (tool-call arguments included)."""
     if not isinstance(delta, dict):
         return {}
     out: dict[str, Any] = {
-        f: delta[f] for f in _TEXT_FIELDS if isinstance(delta.get(f), str) and delta[f]
+        f: delta[f] for f in fields if isinstance(delta.get(f), str) and delta[f]
     }
     calls = [
         {"index": c.get("index", 0), "function": {"arguments": c["function"]["arguments"]}}
@@ -312,11 +331,11 @@ def _text_of(delta: object) -> dict[str, Any]:
     return out
 
 
-def _strip_text(delta: object) -> None:
+def _strip_text(delta: object, fields: tuple[str, ...]) -> None:
     """Remove what :func:`_text_of` moved into the flush chunk."""
     if not isinstance(delta, dict):
         return
-    for field in _TEXT_FIELDS:
+    for field in fields:
         if isinstance(delta.get(field), str) and delta[field]:
             delta[field] = ""
     calls = delta.get("tool_calls")
@@ -332,9 +351,11 @@ def _strip_text(delta: object) -> None:
             del delta["tool_calls"]
 
 
-def _merge_deltas(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+def _merge_deltas(
+    first: dict[str, Any], second: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
     merged = dict(first)
-    for field in _TEXT_FIELDS:
+    for field in fields:
         if field in second:
             merged[field] = merged.get(field, "") + second[field]
     calls = [*first.get("tool_calls", []), *second.get("tool_calls", [])]
@@ -343,11 +364,8 @@ def _merge_deltas(first: dict[str, Any], second: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _is_empty(choice: dict[str, Any]) -> bool:
-    """A choice whose delta carries nothing a client would miss."""
-    if choice.get("finish_reason") is not None:
-        return False
-    delta = choice.get("delta")
+def _delta_is_empty(delta: object) -> bool:
+    """A chat delta that carries nothing a client would miss."""
     if not isinstance(delta, dict):
         return False
     for key, value in delta.items():
@@ -367,36 +385,59 @@ class OpenAIChatBody(BodyAdapter):
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 continue
-            index = choice.get("index", 0)
-            message = choice["message"]
-            end = _end_for(choice.get("finish_reason"))
-            changed = False
-            for field in _TEXT_FIELDS:
-                text = message.get(field)
-                if isinstance(text, str) and text:
-                    release = await self.whole(choices.chain(index, field), text, end)
-                    changed = changed or release.text != text
-                    message[field] = release.text
-                    if self._blocked(release, choice):
-                        return body
-            for tool, call in enumerate(message.get("tool_calls") or []):
-                function = call.get("function") if isinstance(call, dict) else None
-                if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-                    continue
-                choices.name_tool(index, tool, str(function.get("name", "")))
-                chain = choices.chain(index, "arguments", tool)
-                release = await self.whole(chain, function["arguments"], end)
-                function["arguments"] = release.text
-                if self._blocked(release, choice):
-                    return body
-            if changed and "logprobs" in choice:
-                choice["logprobs"] = None
+            if self.blocked is None:
+                await self._filter_choice(choices, choice)
+            else:  # a block ends the whole response: no later choice goes out unfiltered
+                _withhold(choice, choice["message"], from_tool=0)
         return body
 
-    def _blocked(self, release: Release, choice: dict[str, Any]) -> bool:
-        if not release.block:
-            return False
-        self.blocked = release.block
-        choice["finish_reason"] = "content_filter"
-        choice["logprobs"] = None
-        return True
+    async def _filter_choice(self, choices: _Choices, choice: dict[str, Any]) -> None:
+        index = choice.get("index", 0)
+        message = choice["message"]
+        end = _end_for(choice.get("finish_reason"))
+        changed = False
+        for field in _TEXT_FIELDS:
+            text = message.get(field)
+            if isinstance(text, str) and text:
+                release = await self.whole(choices.chain(index, field), text, end)
+                changed = changed or release.text != text
+                message[field] = release.text
+                if release.block:
+                    self.blocked = release.block
+                    later = _TEXT_FIELDS[_TEXT_FIELDS.index(field) + 1 :]
+                    _withhold(choice, message, from_tool=0, fields=later)
+                    return
+        for tool, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                continue
+            choices.name_tool(index, tool, str(function.get("name", "")))
+            chain = choices.chain(index, "arguments", tool)
+            release = await self.whole(chain, function["arguments"], end)
+            function["arguments"] = release.text
+            if release.block:
+                self.blocked = release.block
+                _withhold(choice, message, from_tool=tool, fields=())
+                return
+        if changed and "logprobs" in choice:
+            choice["logprobs"] = None
+
+
+def _withhold(
+    choice: dict[str, Any],
+    message: dict[str, Any],
+    from_tool: int,
+    fields: tuple[str, ...] = _TEXT_FIELDS,
+) -> None:
+    """Mark a choice blocked and empty what was not filtered (a cut tool call is dropped)."""
+    for field in fields:
+        if isinstance(message.get(field), str):
+            message[field] = ""
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        if calls[:from_tool]:
+            message["tool_calls"] = calls[:from_tool]
+        else:
+            message.pop("tool_calls")
+    choice["finish_reason"] = "content_filter"
+    choice["logprobs"] = None

@@ -1,0 +1,315 @@
+"""Anthropic Messages: ``message`` bodies and their named-event streams.
+
+Channels, one chain each, per content block ``i``: ``block{i}.text`` (``text_delta``) and
+``block{i}.input`` (``input_json_delta``, a JSON channel carrying the tool's
+``input_schema`` when the request declared the tool). Everything else passes through as
+sent, ``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
+``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``.
+
+Left untouched on purpose:
+
+* ``thinking_delta`` and ``signature_delta``: the provider signs the thinking text, and a
+  client that sends the thinking block back in the next turn has it verified against that
+  signature. Altering the thinking would make the next request fail, so thinking is not
+  filtered; a route that must hide reasoning should not request it.
+* ``citations_delta`` (quotes of the client's own documents) and other block types
+  (``compaction``, server tool results): they carry no generated prose to filter, or
+  provider-encrypted content that must stay byte-exact.
+
+Ordering: text a chain still holds when its block ends comes out as one more
+``content_block_delta`` *before* that block's ``content_block_stop``. A block the upstream
+never stops (a ``max_tokens`` cut) is finished at ``message_delta`` with
+``ChannelEnd.TRUNCATED``, and its flushed text precedes the ``message_delta``.
+
+Blocking: nothing more is released; every open block gets its ``content_block_stop``, then
+a ``message_delta`` with ``stop_reason: "refusal"``, ``stop_details`` of type refusal and
+``usage.output_tokens`` counting the content deltas the proxy saw, then ``message_stop``:
+the stop the API itself uses for a refusal, so ``get_final_message()`` returns a message
+that says it was refused instead of raising. The stage's reason stays in the proxy's logs;
+it may describe what matched, so the client gets a fixed explanation.
+
+Errors: an upstream ``event: error`` passes through and ends the stream (held text is
+dropped). :meth:`AnthropicStream.error` writes the same shape, ``event: error`` with
+``{"type": "error", "error": {"type": "api_error", "message": ...}}``, on which the SDK
+raises ``APIStatusError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.engine import Chain
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.sse import Event, encode_data
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
+
+PROTOCOL = "anthropic-messages"
+BLOCKED_EXPLANATION = "The response was stopped by a content filter."
+# Delta types that carry generated text → the field holding it.
+_TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    # Compact like the API itself, and UTF-8 kept as is.
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    """A synthesised event, named by its type as every Anthropic event is."""
+    return encode_data(_dumps(payload), payload["type"])
+
+
+def _end_for(stop_reason: object) -> ChannelEnd:
+    return ChannelEnd.TRUNCATED if stop_reason == "max_tokens" else ChannelEnd.COMPLETE
+
+
+def _refusal_details() -> dict[str, Any]:
+    return {"type": "refusal", "category": None, "explanation": BLOCKED_EXPLANATION}
+
+
+def _stop_delta(output_tokens: int) -> dict[str, Any]:
+    stop = {"stop_reason": "refusal", "stop_sequence": None, "stop_details": _refusal_details()}
+    return {"type": "message_delta", "delta": stop, "usage": {"output_tokens": output_tokens}}
+
+
+class _Block:
+    """One content block of a streamed message, and its chain once it carries text."""
+
+    __slots__ = ("chain", "closed", "delta_type", "finished", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        """The tool's name for tool-use blocks (picks the input schema)."""
+        self.chain: Chain | None = None
+        self.delta_type = ""
+        """``text_delta`` or ``input_json_delta``: how flushed text is written back."""
+        self.finished = False
+        """The chain was finished: nothing is held any more."""
+        self.closed = False
+        """The client has seen this block's ``content_block_stop``."""
+
+
+class AnthropicStream(StreamAdapter):
+    """Filters a ``stream: true`` message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._blocks: dict[int, _Block] = {}
+        self._deltas = 0
+        """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
+
+    async def on_event(self, event: Event) -> bytes:
+        try:
+            payload = json.loads(event.data)
+        except json.JSONDecodeError:
+            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
+        if not isinstance(payload, dict):
+            return self.fail(
+                "upstream sent an event that is not a JSON object", "upstream_bad_event"
+            )
+        kind = payload.get("type")
+        if kind == "content_block_delta":
+            return await self._on_delta(event, payload)
+        if kind == "content_block_start":
+            return await self._on_start(event, payload)
+        if kind == "content_block_stop":
+            return await self._on_stop(event, payload)
+        if kind == "message_delta":
+            delta = payload.get("delta")
+            reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            flushed = await self._finish_open(_end_for(reason))
+            return flushed if self.done else flushed + self._pass(event)
+        if kind == "message_stop":
+            flushed = await self._finish_open(ChannelEnd.COMPLETE)
+            if self.done:
+                return flushed
+            self.completed = self.done = True
+            return flushed + self._pass(event)
+        if kind == "error" or event.event == "error":
+            self.done = True  # the upstream's own error ends the stream; held text is dropped
+        return self._pass(event)
+
+    def _pass(self, event: Event) -> bytes:
+        return encode_data(event.data, event.event)
+
+    def _block(self, index: int) -> _Block:
+        block = self._blocks.get(index)
+        if block is None:
+            block = self._blocks[index] = _Block("")
+        return block
+
+    def _chain(self, index: int, block: _Block, delta_type: str) -> Chain:
+        if block.chain is None:
+            block.delta_type = delta_type
+            block.chain = self.response.chain(self._channel(index, block))
+        return block.chain
+
+    def _channel(self, index: int, block: _Block) -> Channel:
+        route = self.response.plan.route.name
+        if block.delta_type == "input_json_delta":
+            return Channel(
+                key=f"block{index}.input",
+                kind=ChannelKind.JSON,
+                protocol=PROTOCOL,
+                json_schema=self.request.tool_schemas.get(block.name),
+                route=route,
+            )
+        return Channel(key=f"block{index}.text", protocol=PROTOCOL, route=route)
+
+    async def _on_start(self, event: Event, payload: dict[str, Any]) -> bytes:
+        index = payload.get("index")
+        opening = payload.get("content_block")
+        if not isinstance(index, int) or not isinstance(opening, dict):
+            return self._pass(event)
+        name = opening.get("name")
+        block = self._blocks[index] = _Block(name if isinstance(name, str) else "")
+        text = opening.get("text")
+        if opening.get("type") != "text" or not isinstance(text, str) or not text:
+            return self._pass(event)
+        # The API opens text blocks empty; text here would otherwise skip every stage.
+        release = await self._feed(self._chain(index, block, "text_delta"), text)
+        opening["text"] = release.text
+        out = encode_data(_dumps(payload), event.event)
+        return out + self._end_blocked() if self.blocked else out
+
+    async def _on_delta(self, event: Event, payload: dict[str, Any]) -> bytes:
+        index = payload.get("index")
+        delta = payload.get("delta")
+        if not isinstance(index, int) or not isinstance(delta, dict):
+            return self._pass(event)
+        self._deltas += 1
+        delta_type = delta.get("type")
+        if not isinstance(delta_type, str) or delta_type not in _TEXT_DELTAS:
+            return self._pass(event)  # thinking, signature, citations
+        field = _TEXT_DELTAS[delta_type]
+        piece = delta.get(field)
+        if not isinstance(piece, str) or not piece:
+            return self._pass(event)  # the empty opener of a tool input
+        block = self._block(index)
+        release = await self._feed(self._chain(index, block, delta_type), piece)
+        out = b""
+        if release.text == piece:
+            out = self._pass(event)  # fast path: the upstream's own event
+        elif release.text:
+            delta[field] = release.text
+            out = encode_data(_dumps(payload), event.event)
+        return out + self._end_blocked() if self.blocked else out
+
+    async def _feed(self, chain: Chain, piece: str) -> Release:
+        self.text_chunks += 1
+        release = await feed(chain, piece)
+        self.released_chars += len(release.text)
+        if release.block and self.blocked is None:
+            self.blocked = release.block
+        return release
+
+    async def _on_stop(self, event: Event, payload: dict[str, Any]) -> bytes:
+        index = payload.get("index")
+        if not isinstance(index, int) or index not in self._blocks:
+            return self._pass(event)
+        block = self._blocks[index]
+        out = await self._flush(index, block, ChannelEnd.COMPLETE)
+        if self.blocked:
+            return out + self._end_blocked()
+        block.closed = True
+        return out + self._pass(event)
+
+    async def _flush(self, index: int, block: _Block, end: ChannelEnd) -> bytes:
+        """Finish the block's chain; its last text as one more delta (nothing if blocked)."""
+        if block.finished or block.chain is None:
+            block.finished = True
+            return b""
+        block.finished = True
+        release = await finish(block.chain, end)
+        self.released_chars += len(release.text)
+        if release.block and self.blocked is None:
+            self.blocked = release.block
+        if not release.text:
+            return b""
+        delta = {"type": block.delta_type, _TEXT_DELTAS[block.delta_type]: release.text}
+        return _event({"type": "content_block_delta", "index": index, "delta": delta})
+
+    async def _finish_open(self, end: ChannelEnd) -> bytes:
+        """Finish blocks the upstream never stopped; their text precedes the message's end."""
+        out = []
+        for index, block in self._blocks.items():
+            out.append(await self._flush(index, block, end))
+            if self.blocked:
+                return b"".join(out) + self._end_blocked()
+        return b"".join(out)
+
+    def _end_blocked(self) -> bytes:
+        self.done = True
+        out = [
+            _event({"type": "content_block_stop", "index": index})
+            for index, block in sorted(self._blocks.items())
+            if not block.closed
+        ]
+        out.append(_event(_stop_delta(self._deltas)))
+        out.append(_event({"type": "message_stop"}))
+        return b"".join(out)
+
+    def error(self, message: str, code: str) -> bytes:
+        del code  # Anthropic's error object has a type and a message only; code is logged
+        return _event({"type": "error", "error": {"type": "api_error", "message": message}})
+
+
+class AnthropicBody(BodyAdapter):
+    """Filters a ``message`` body: text blocks and tool inputs, the stream's channels.
+
+    A tool's ``input`` is an object here, so it is filtered as its JSON text and parsed
+    back; input a stage turned into invalid JSON blocks the response (fail closed). A block
+    keeps the blocks before it, the blocking block with the text released before the
+    block, drops every later block, and sets ``stop_reason: "refusal"``.
+    """
+
+    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
+        content = body.get("content")
+        if not isinstance(content, list):
+            return body
+        last_end = _end_for(body.get("stop_reason"))  # a max_tokens cut ends the last block only
+        for index, block in enumerate(content):
+            end = last_end if index == len(content) - 1 else ChannelEnd.COMPLETE
+            if isinstance(block, dict) and not await self._filter_block(index, block, end):
+                del content[index + 1 :]
+                body["stop_reason"] = "refusal"
+                body["stop_sequence"] = None
+                body["stop_details"] = _refusal_details()
+                break
+        return body
+
+    async def _filter_block(self, index: int, block: dict[str, Any], end: ChannelEnd) -> bool:
+        """Filter one block in place; False when it blocked the response."""
+        route = self.response.plan.route.name
+        text = block.get("text")
+        if block.get("type") == "text" and isinstance(text, str) and text:
+            channel = Channel(key=f"block{index}.text", protocol=PROTOCOL, route=route)
+            release = await self.whole(self.response.chain(channel), text, end)
+            block["text"] = release.text
+            return self._allowed(release)
+        if "input" not in block or not isinstance(block.get("name"), str):
+            return True
+        channel = Channel(
+            key=f"block{index}.input",
+            kind=ChannelKind.JSON,
+            protocol=PROTOCOL,
+            json_schema=self.request.tool_schemas.get(block["name"]),
+            route=route,
+        )
+        original = json.dumps(block["input"], ensure_ascii=False)
+        release = await self.whole(self.response.chain(channel), original, end)
+        if release.text != original and not release.block:
+            try:
+                block["input"] = json.loads(release.text)
+            except json.JSONDecodeError:
+                release = Release(block="filtered tool input is not valid JSON")
+        if release.block:
+            block["input"] = {}
+        return self._allowed(release)
+
+    def _allowed(self, release: Release) -> bool:
+        if release.block:
+            self.blocked = release.block
+            return False
+        return True

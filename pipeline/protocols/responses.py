@@ -1,0 +1,535 @@
+"""OpenAI Responses API: ``response`` bodies and their named-event streams.
+
+Channels, one chain each, per output item ``o``: ``output{o}.content{c}`` for the content
+part ``c`` of a message (``output_text`` or ``refusal``; JSON with the request's schema when
+``text.format`` asked for JSON) and ``output{o}.arguments`` for a function call (JSON, with
+the tool's ``parameters`` schema).
+
+Aggregates: a Responses stream repeats the full text in ``response.output_text.done``,
+``response.refusal.done``, ``response.function_call_arguments.done``,
+``response.content_part.done``, ``response.output_item.done`` and the final
+``response.completed`` / ``response.incomplete`` / ``response.failed``. Each is rewritten to
+carry exactly what the deltas released (a per-channel accumulator), or the original text
+would leak through them. Text a chain still holds is flushed as one more ``.delta`` event
+before the first aggregate of its channel. Text an aggregate carries beyond what the deltas
+streamed goes through the channel's chain too, so no path bypasses the stages. A
+``logprobs`` list repeats raw tokens: it is emptied on any delta whose text was altered or
+partly held, and in every aggregate of such a channel.
+
+``sequence_number``: the proxy adds and drops events, so it numbers every event it writes
+itself, starting from the upstream's first number (a resumed stream keeps its offset) and
+increasing by one, with no gaps.
+
+Blocking: nothing more is released; every open content part and item is closed with its
+``.done`` events carrying what was released (items with status ``incomplete``), then
+``response.incomplete`` with ``incomplete_details: {"reason": "content_filter"}``, the
+status the API itself uses when its own filter stops a response, and ``usage`` counting the
+text deltas the proxy saw. The SDKs accept it; note that the OpenAI Python SDK's
+``responses.stream(...).get_final_response()`` raises ``RuntimeError`` for *any* stream
+that ends without ``response.completed``, so a client should iterate events or check
+``response.incomplete`` rather than rely on it.
+
+Errors: :meth:`ResponsesStream.error` writes an ``error`` event with ``code``, ``message``
+and ``param`` at the top level (the documented shape) and the same fields nested under
+``error`` (the shape the live API sends, and the one on which the OpenAI Python SDK raises
+``APIError``). An upstream ``error`` event passes through and ends the stream.
+
+Not filtered: reasoning summaries and other item types (web search calls, ...), which carry
+no text channel; annotations keep the offsets the upstream gave.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.engine import Chain
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.sse import Event, encode_data
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
+
+PROTOCOL = "openai-responses"
+ARGUMENTS = -1
+"""The content index under which a function call's arguments are kept."""
+
+# Channel kinds double as the key under which every aggregate carries the channel's text.
+_DELTA_KINDS = {
+    "response.output_text.delta": "text",
+    "response.refusal.delta": "refusal",
+    "response.function_call_arguments.delta": "arguments",
+}
+_DONE_KINDS = {
+    "response.output_text.done": "text",
+    "response.refusal.done": "refusal",
+    "response.function_call_arguments.done": "arguments",
+}
+_DELTA_TYPES = {kind: name for name, kind in _DELTA_KINDS.items()}
+_DONE_TYPES = {kind: name for name, kind in _DONE_KINDS.items()}
+_PART_KINDS = {"output_text": "text", "refusal": "refusal"}
+"""Content part type → channel kind."""
+_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
+_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _channel(
+    adapter: StreamAdapter | BodyAdapter, key: tuple[int, int], kind: str, tool: str
+) -> Channel:
+    output, content = key
+    route = adapter.response.plan.route.name
+    request = adapter.request
+    if kind == "arguments":
+        return Channel(
+            key=f"output{output}.arguments",
+            kind=ChannelKind.JSON,
+            protocol=PROTOCOL,
+            json_schema=request.tool_schemas.get(tool),
+            route=route,
+        )
+    is_json = kind == "text" and request.json_content
+    return Channel(
+        key=f"output{output}.content{content}",
+        kind=ChannelKind.JSON if is_json else ChannelKind.TEXT,
+        protocol=PROTOCOL,
+        json_schema=request.content_schema if is_json else None,
+        route=route,
+    )
+
+
+def _kind_of(part: object) -> str | None:
+    """The channel kind of a content part; None for a part that carries no text."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    return _PART_KINDS.get(kind) if isinstance(kind, str) else None
+
+
+def _end_for(item: dict[str, Any]) -> ChannelEnd:
+    # An item the token limit cut short says so in its status.
+    return ChannelEnd.TRUNCATED if item.get("status") == "incomplete" else ChannelEnd.COMPLETE
+
+
+class _Part:
+    """One text channel of a streamed response and what it released so far."""
+
+    __slots__ = (
+        "altered",
+        "chain",
+        "fed",
+        "finished",
+        "item_id",
+        "key",
+        "kind",
+        "part_done",
+        "released",
+        "text_done",
+    )
+
+    def __init__(self, key: tuple[int, int], kind: str, item_id: object) -> None:
+        self.key = key
+        self.kind = kind
+        self.item_id = item_id
+        self.chain: Chain | None = None
+        self.released: list[str] = []
+        self.fed = 0
+        """Characters fed: an aggregate longer than this carries text no delta streamed."""
+        self.altered = False
+        """A stage changed or held some of it: its logprobs would leak."""
+        self.finished = False
+        self.text_done = False
+        """The client has seen the kind's ``.done`` event."""
+        self.part_done = False
+        """The client has seen ``response.content_part.done``."""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.released)
+
+    def delta_event(self, text: str) -> dict[str, Any]:
+        """A ``.delta`` event carrying ``text`` on this channel (without its number)."""
+        output, content = self.key
+        event: dict[str, Any] = {"type": _DELTA_TYPES[self.kind], "item_id": self.item_id}
+        event["output_index"] = output
+        if self.kind != "arguments":
+            event["content_index"] = content
+        event["delta"] = text
+        if self.kind == "text":
+            event["logprobs"] = []
+        return event
+
+
+class _Item:
+    """One output item the client was told about (``response.output_item.added``)."""
+
+    __slots__ = ("closed", "data", "parts")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        """The item as added; the rewritten final item once closed."""
+        self.parts: dict[int, _Part] = {}
+        self.closed = False
+        """The client has seen ``response.output_item.done``."""
+
+
+class ResponsesStream(StreamAdapter):
+    """Filters a ``stream: true`` response."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parts: dict[tuple[int, int], _Part] = {}
+        self._items: dict[int, _Item] = {}
+        self._ids: dict[str, int] = {}
+        """Item id → output index, to find items in the final response's ``output``."""
+        self._response: dict[str, Any] = {}
+        """The latest lifecycle snapshot, the base of a ``response.incomplete`` we write."""
+        self._next: int | None = None
+
+    async def on_event(self, event: Event) -> bytes:
+        try:
+            payload = json.loads(event.data)
+        except json.JSONDecodeError:
+            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
+        if not isinstance(payload, dict):
+            return self.fail(
+                "upstream sent an event that is not a JSON object", "upstream_bad_event"
+            )
+        kind = payload.get("type")
+        if not isinstance(kind, str):
+            return self._emit(event, payload, False)
+        if kind in _DELTA_KINDS:
+            return await self._on_delta(event, payload, _DELTA_KINDS[kind])
+        if kind in _DONE_KINDS or kind == "response.content_part.done":
+            return await self._on_part_done(event, payload, kind)
+        if kind == "response.content_part.added":
+            self._on_part_added(payload)
+        elif kind == "response.output_item.added":
+            self._on_item_added(payload)
+        elif kind == "response.output_item.done":
+            return await self._on_item_done(event, payload)
+        elif kind in _FINAL:
+            return await self._on_final(event, payload)
+        elif kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
+            self._response = payload["response"]
+        elif kind == "error":
+            self.done = True  # the upstream's own error ends the stream; held text is dropped
+        return self._emit(event, payload, False)
+
+    # --- numbering and writing ------------------------------------------------------------
+
+    def _number(self, upstream: object) -> int:
+        if self._next is None:
+            self._next = upstream if isinstance(upstream, int) else 0
+        number = self._next
+        self._next += 1
+        return number
+
+    def _emit(self, event: Event, payload: dict[str, Any], changed: bool) -> bytes:
+        number = self._number(payload.get("sequence_number"))
+        if not changed and payload.get("sequence_number") == number:
+            return encode_data(event.data, event.event)  # fast path: the upstream's own event
+        payload["sequence_number"] = number
+        return encode_data(_dumps(payload), event.event)
+
+    def _new(self, payload: dict[str, Any]) -> bytes:
+        """An event the proxy writes itself, numbered in turn."""
+        kind = payload.pop("type")
+        numbered = {"type": kind, "sequence_number": self._number(None), **payload}
+        return encode_data(_dumps(numbered), kind)
+
+    # --- channels ----------------------------------------------------------------------------
+
+    def _part(self, key: tuple[int, int], kind: str, item_id: object) -> _Part:
+        part = self._parts.get(key)
+        if part is None:
+            part = self._parts[key] = _Part(key, kind, item_id)
+            item = self._items.get(key[0])
+            if item is not None:
+                item.parts[key[1]] = part
+        return part
+
+    def _chain(self, part: _Part) -> Chain:
+        if part.chain is None:
+            item = self._items.get(part.key[0])
+            name = item.data.get("name") if item is not None else None
+            channel = _channel(self, part.key, part.kind, name if isinstance(name, str) else "")
+            part.chain = self.response.chain(channel)
+        return part.chain
+
+    async def _feed(self, part: _Part, piece: str) -> Release:
+        self.text_chunks += 1
+        part.fed += len(piece)
+        chain = self._chain(part)
+        release = await feed(chain, piece)
+        return self._absorb(part, release)
+
+    def _absorb(self, part: _Part, release: Release) -> Release:
+        part.released.append(release.text)
+        self.released_chars += len(release.text)
+        if release.block and self.blocked is None:
+            self.blocked = release.block
+        return release
+
+    async def _finish(self, part: _Part, end: ChannelEnd, full: object) -> bytes:
+        """End a channel at its first aggregate: its last text as one more delta event.
+
+        ``full`` is the aggregate's text; any of it no delta streamed is filtered now. The
+        tail is written as a delta only for an item the client knows about; otherwise it
+        reaches the client inside the aggregate itself.
+        """
+        if part.finished:
+            return b""
+        part.finished = True
+        start = len(part.released)
+        if isinstance(full, str) and len(full) > part.fed:
+            await self._feed(part, full[part.fed :])
+        if self.blocked is None:
+            self._absorb(part, await finish(self._chain(part), end))
+        tail = "".join(part.released[start:])
+        if not tail or self.blocked is not None or part.key[0] not in self._items:
+            return b""
+        return self._new(part.delta_event(tail))
+
+    def _rewrite(self, holder: dict[str, Any], part: _Part) -> bool:
+        """Put the released text into an aggregate; whether it differed."""
+        text = part.text
+        changed = holder.get(part.kind) != text
+        holder[part.kind] = text
+        if part.altered and holder.get("logprobs"):
+            holder["logprobs"] = []
+            changed = True
+        return changed
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def _on_delta(self, event: Event, payload: dict[str, Any], kind: str) -> bytes:
+        output = payload.get("output_index")
+        piece = payload.get("delta")
+        if not isinstance(output, int) or not isinstance(piece, str) or not piece:
+            return self._emit(event, payload, False)
+        content = ARGUMENTS if kind == "arguments" else payload.get("content_index", 0)
+        if not isinstance(content, int):
+            return self._emit(event, payload, False)
+        part = self._part((output, content), kind, payload.get("item_id"))
+        release = await self._feed(part, piece)
+        changed = release.text != piece
+        if changed or (part.chain is not None and part.chain.held):
+            part.altered = True
+            if payload.get("logprobs"):
+                payload["logprobs"] = []
+                changed = True
+        out = b""
+        if release.text or not changed:  # a delta wholly held is dropped
+            payload["delta"] = release.text
+            out = self._emit(event, payload, changed)
+        return out + self._end_blocked() if self.blocked else out
+
+    def _on_part_added(self, payload: dict[str, Any]) -> None:
+        output = payload.get("output_index")
+        content = payload.get("content_index")
+        part = payload.get("part")
+        kind = _kind_of(part)
+        if isinstance(output, int) and isinstance(content, int) and kind is not None:
+            self._part((output, content), kind, payload.get("item_id"))
+
+    async def _on_part_done(self, event: Event, payload: dict[str, Any], kind: str) -> bytes:
+        """A text ``.done`` event or ``response.content_part.done``: finish, then rewrite."""
+        output = payload.get("output_index")
+        holder = payload.get("part") if kind == "response.content_part.done" else payload
+        if not isinstance(output, int) or not isinstance(holder, dict):
+            return self._emit(event, payload, False)
+        channel_kind = _DONE_KINDS[kind] if holder is payload else _kind_of(holder) or ""
+        content = ARGUMENTS if channel_kind == "arguments" else payload.get("content_index", 0)
+        if not channel_kind or not isinstance(content, int):
+            return self._emit(event, payload, False)
+        part = self._part((output, content), channel_kind, payload.get("item_id"))
+        out = await self._finish(part, ChannelEnd.COMPLETE, holder.get(channel_kind))
+        if self.blocked:
+            return out + self._end_blocked()
+        part.text_done = True
+        part.part_done = part.part_done or holder is not payload
+        return out + self._emit(event, payload, self._rewrite(holder, part))
+
+    def _on_item_added(self, payload: dict[str, Any]) -> None:
+        output = payload.get("output_index")
+        item = payload.get("item")
+        if not isinstance(output, int) or not isinstance(item, dict):
+            return
+        self._items[output] = _Item(item)
+        if isinstance(item.get("id"), str):
+            self._ids[item["id"]] = output
+
+    async def _on_item_done(self, event: Event, payload: dict[str, Any]) -> bytes:
+        output = payload.get("output_index")
+        item = payload.get("item")
+        if not isinstance(output, int) or not isinstance(item, dict):
+            return self._emit(event, payload, False)
+        out, changed = await self._close_item(output, item)
+        if self.blocked:
+            return out + self._end_blocked()
+        record = self._items.setdefault(output, _Item(item))
+        record.data, record.closed = item, True
+        return out + self._emit(event, payload, changed)
+
+    async def _close_item(self, output: int, item: dict[str, Any]) -> tuple[bytes, bool]:
+        """Finish every channel of one item and rewrite its text: (flushed deltas, changed)."""
+        end = _end_for(item)
+        out: list[bytes] = []
+        changed = False
+        holders: list[tuple[int, str, dict[str, Any]]] = []
+        if item.get("type") == "function_call":
+            holders.append((ARGUMENTS, "arguments", item))
+        elif item.get("type") == "message" and isinstance(item.get("content"), list):
+            for content, holder in enumerate(item["content"]):
+                kind = _kind_of(holder)
+                if kind is not None:
+                    holders.append((content, kind, holder))
+        for content, kind, holder in holders:
+            part = self._part((output, content), kind, item.get("id"))
+            out.append(await self._finish(part, end, holder.get(kind)))
+            if self.blocked:
+                break
+            changed = self._rewrite(holder, part) or changed
+        return b"".join(out), changed
+
+    async def _on_final(self, event: Event, payload: dict[str, Any]) -> bytes:
+        response = payload.get("response")
+        output = response.get("output") if isinstance(response, dict) else None
+        out: list[bytes] = []
+        changed = False
+        for position, item in enumerate(output if isinstance(output, list) else []):
+            if not isinstance(item, dict):
+                continue
+            item_id = item.get("id")
+            index = self._ids.get(item_id, position) if isinstance(item_id, str) else position
+            flushed, item_changed = await self._close_item(index, item)
+            out.append(flushed)
+            changed = changed or item_changed
+            if self.blocked:
+                return b"".join(out) + self._end_blocked()
+        self.completed = self.done = True
+        return b"".join(out) + self._emit(event, payload, changed)
+
+    # --- blocking and errors ----------------------------------------------------------------
+
+    def _end_blocked(self) -> bytes:
+        self.done = True
+        out = [self._close_events(output, item) for output, item in sorted(self._items.items())]
+        response = {
+            **self._response,
+            "status": "incomplete",
+            "incomplete_details": {"reason": "content_filter"},
+            "output": [item.data for _, item in sorted(self._items.items())],
+            "usage": {
+                "input_tokens": 0,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": self.text_chunks,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": self.text_chunks,
+            },
+        }
+        out.append(self._new({"type": "response.incomplete", "response": response}))
+        return b"".join(out)
+
+    def _close_events(self, output: int, item: _Item) -> bytes:
+        """The ``.done`` events an item still open at a block needs, as released."""
+        if item.closed:
+            return b""
+        out = []
+        for content, part in sorted(item.parts.items()):
+            where = {"item_id": part.item_id, "output_index": output}
+            if content != ARGUMENTS:
+                where["content_index"] = content
+            if not part.text_done:
+                done = {"type": _DONE_TYPES[part.kind], **where, part.kind: part.text}
+                if part.kind == "text":
+                    done["logprobs"] = []
+                out.append(self._new(done))
+            if content != ARGUMENTS and not part.part_done:
+                out.append(
+                    self._new(
+                        {"type": "response.content_part.done", **where, "part": _part_object(part)}
+                    )
+                )
+        data = {**item.data}
+        if "status" in data:
+            data["status"] = "incomplete"
+        if data.get("type") == "message":
+            data["content"] = [_part_object(p) for c, p in sorted(item.parts.items()) if c >= 0]
+        elif data.get("type") == "function_call" and ARGUMENTS in item.parts:
+            data["arguments"] = item.parts[ARGUMENTS].text
+        item.data, item.closed = data, True
+        done_item = {"type": "response.output_item.done", "output_index": output, "item": data}
+        out.append(self._new(done_item))
+        return b"".join(out)
+
+    def error(self, message: str, code: str) -> bytes:
+        detail = {"code": code, "message": message, "param": None}
+        return self._new({"type": "error", **detail, "error": {"type": "proxy_error", **detail}})
+
+
+def _part_object(part: _Part) -> dict[str, Any]:
+    """A content part as ``content_part.done`` and a closed item carry it."""
+    if part.kind == "refusal":
+        return {"type": "refusal", "refusal": part.text}
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": part.text}
+
+
+class ResponsesBody(BodyAdapter):
+    """Filters a ``response`` body: each message part and function call's arguments.
+
+    A block keeps what came before it, gives the blocking part the text released before
+    the block, drops every later part and item, and marks the response ``incomplete`` with
+    ``incomplete_details: {"reason": "content_filter"}``.
+    """
+
+    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
+        output = body.get("output")
+        if not isinstance(output, list):
+            return body
+        for index, item in enumerate(output):
+            if isinstance(item, dict) and not await self._filter_item(index, item):
+                del output[index + 1 :]
+                body["status"] = "incomplete"
+                body["incomplete_details"] = {"reason": "content_filter"}
+                break
+        return body
+
+    async def _filter_item(self, output: int, item: dict[str, Any]) -> bool:
+        """Filter one output item in place; False when it blocked the response."""
+        end = _end_for(item)
+        if item.get("type") == "function_call":
+            name = item.get("name")
+            tool = name if isinstance(name, str) else ""
+            return await self._filter_text(item, (output, ARGUMENTS), "arguments", tool, end)
+        content = item.get("content")
+        if item.get("type") != "message" or not isinstance(content, list):
+            return True
+        for index, holder in enumerate(content):
+            kind = _kind_of(holder)
+            if kind is None:
+                continue
+            if not await self._filter_text(holder, (output, index), kind, "", end):
+                del content[index + 1 :]
+                item["status"] = "incomplete"
+                return False
+        return True
+
+    async def _filter_text(
+        self, holder: dict[str, Any], key: tuple[int, int], kind: str, tool: str, end: ChannelEnd
+    ) -> bool:
+        text = holder.get(kind)
+        if not isinstance(text, str) or not text:
+            return True
+        chain = self.response.chain(_channel(self, key, kind, tool))
+        release = await self.whole(chain, text, end)
+        if release.text != text:
+            holder[kind] = release.text
+            if holder.get("logprobs"):
+                holder["logprobs"] = []
+        if release.block:
+            self.blocked = release.block
+            if "status" in holder:
+                holder["status"] = "incomplete"
+            return False
+        return True
