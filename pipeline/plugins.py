@@ -14,8 +14,10 @@ import inspect
 from functools import cache
 from importlib.metadata import entry_points
 
+from pydantic import ValidationError
+
 from filters.registry import BUILTIN_STAGES
-from pipeline.stage import StageConfig, StageFactory
+from pipeline.stage import AsyncStage, Channel, ChannelKind, Stage, StageConfig, StageFactory
 
 ENTRY_POINT_GROUP = "streamsieve.stages"
 
@@ -45,8 +47,14 @@ def installed_plugins() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def check_factory(obj: object, origin: str) -> type[StageFactory[StageConfig]]:
-    """``obj`` if it is a usable stage factory class, else a :class:`StageLoadError`."""
+def check_factory(
+    obj: object, origin: str, type_name: str | None = None
+) -> type[StageFactory[StageConfig]]:
+    """``obj`` if it is a usable stage factory class, else a :class:`StageLoadError`.
+
+    With ``type_name`` (the YAML ``type:`` that named it) the config model must also
+    accept that name in its ``type`` field, or every config naming it would be refused.
+    """
     if not (inspect.isclass(obj) and issubclass(obj, StageFactory)):
         raise StageLoadError(
             f"{origin} is {obj!r}, not a subclass of pipeline.stage.StageFactory; "
@@ -61,7 +69,81 @@ def check_factory(obj: object, origin: str) -> type[StageFactory[StageConfig]]:
             f"{origin} ({obj.__name__}).config_model must be a subclass of "
             "pipeline.stage.StageConfig"
         )
+    if type_name is not None:
+        _check_type_field(obj, model, type_name, origin)
     return obj
+
+
+def _check_type_field(
+    factory: type[StageFactory[StageConfig]],
+    model: type[StageConfig],
+    type_name: str,
+    origin: str,
+) -> None:
+    """Refuse a config model whose ``type`` field rejects the name the stage is loaded by.
+
+    Only errors located at ``type`` count: other required fields are legitimately missing
+    from this one-key probe.
+    """
+    try:
+        model.model_validate({"type": type_name})
+    except ValidationError as exc:
+        refusals = [e["msg"] for e in exc.errors() if e["loc"][:1] == ("type",)]
+        if refusals:
+            raise StageLoadError(
+                f"{origin} ({factory.__name__}).config_model refuses type {type_name!r}: "
+                f"{refusals[0]}; declare the field as 'type: str' (with a default if you "
+                "like) so the stage loads under any name a config gives it"
+            ) from None
+
+
+PROBE_CHANNELS = (
+    Channel(key="probe.text", kind=ChannelKind.TEXT, route="probe"),
+    Channel(key="probe.json", kind=ChannelKind.JSON, route="probe"),
+)
+"""Channels :func:`check_open` opens a factory on, one of each kind."""
+
+
+def check_open(factory: StageFactory[StageConfig], origin: str = "stage") -> None:
+    """Open ``factory`` once per channel kind it applies to and check what comes back.
+
+    A factory whose ``open`` returns something without ``held``/``feed``/``finish``, or
+    whose methods are async while ``is_async`` says otherwise (or the reverse), would
+    fail on the first token of the first request; run when the factory is built
+    (:func:`build_factory`), this finds it at start-up instead.
+    The probe stage is dropped unfed, which is why ``open`` must stay cheap and free of
+    side effects (no connections, no files opened per stage).
+    """
+    name = type(factory).__name__
+    for channel in PROBE_CHANNELS:
+        if not factory.applies_to(channel):
+            continue
+        stage = factory.open(channel)
+        if not isinstance(stage, Stage | AsyncStage):
+            raise StageLoadError(
+                f"{origin} ({name}).open() returned {type(stage).__name__}, which lacks "
+                "held, feed or finish; return an object implementing pipeline.stage.Stage"
+            )
+        for method in ("feed", "finish"):
+            is_coroutine = inspect.iscoroutinefunction(getattr(stage, method))
+            if is_coroutine != factory.is_async:
+                kind = "async" if is_coroutine else "sync"
+                raise StageLoadError(
+                    f"{origin} ({name}): {type(stage).__name__}.{method} is {kind} but the "
+                    f"factory declares is_async = {factory.is_async}; make them agree"
+                )
+        if stage.held != 0:
+            raise StageLoadError(
+                f"{origin} ({name}): a freshly opened stage reports held = {stage.held}; "
+                "it must start holding nothing"
+            )
+
+
+def build_factory(config: StageConfig) -> StageFactory[StageConfig]:
+    """The factory for a validated stage config, constructed and probed (see check_open)."""
+    factory = resolve_stage(config.type)(config)
+    check_open(factory, f"stage {config.type!r}")
+    return factory
 
 
 def known_types() -> list[str]:
@@ -86,4 +168,4 @@ def resolve_stage(type_name: str) -> type[StageFactory[StageConfig]]:
             f"unknown stage type {type_name!r}; {hint}known types: {', '.join(names)} "
             "(or a dotted path 'package.module:Factory')"
         )
-    return check_factory(_import(target, origin), origin)
+    return check_factory(_import(target, origin), origin, type_name)
