@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from aiohttp import web
 
 from pipeline.app import bound_port, make_app, start_proxy
@@ -22,6 +23,13 @@ def recorded_dir() -> Path:
     if not RECORDED.is_dir():
         pytest.skip(f"recorded upstream streams not found at {RECORDED} (../shared is absent)")
     return RECORDED
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Undo any ``logs.configure`` a test ran: it binds loggers to that test's stderr."""
+    yield
+    structlog.reset_defaults()
 
 
 @dataclass(slots=True)
