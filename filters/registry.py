@@ -8,4 +8,5 @@ file in ``filters/`` and one line here.
 BUILTIN_STAGES: dict[str, str] = {
     "json": "filters.json_validate:JsonFactory",
     "profanity": "filters.profanity:ProfanityFactory",
+    "redact": "filters.redact:RedactFactory",
 }
