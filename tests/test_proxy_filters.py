@@ -94,7 +94,7 @@ async def test_secret_in_tool_call_arguments_keeps_json_valid(stack: StackFactor
     ) as response:
         final = await response.get_final_completion()
     call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
-    arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    arguments = json.loads(call.function.arguments)
     assert {"note": "use [OPENAI_KEY] now", "to": "[EMAIL]"} == arguments
 
 
