@@ -1,0 +1,1 @@
+"""Benchmarks of the proxy's added latency and CPU cost; run ``benchmarks/bench.py``."""
