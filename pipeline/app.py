@@ -4,42 +4,68 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from pipeline.config import LoadedConfig
-from pipeline.proxy import ProxyHandler
+from pipeline.metrics import Metrics
+from pipeline.proxy import REQUEST_STATS, ProxyHandler
 from pipeline.state import STATE, ProxyState, Snapshot
 
+_HANDLER_STOP_S = 2.0
+"""At cleanup, how long a handler still running gets before aiohttp cancels it. Graceful
+draining happens before cleanup (:func:`pipeline.shutdown.drain`), so this stays short."""
 
-def make_app(config: LoadedConfig) -> web.Application:
+
+def make_app(config: LoadedConfig, metrics: Metrics | None = None) -> web.Application:
     """The proxy as an aiohttp app: one catch-all route, one pooled upstream session.
 
     Stage factories are built here, before the app serves anything, so a stage that
-    refuses its config stops the start-up rather than the first request.
+    refuses its config stops the start-up rather than the first request. Without
+    ``metrics`` the app gets a registry of its own.
     """
-    snapshot = Snapshot.build(config)
-    app = web.Application(client_max_size=config.proxy.max_body_bytes)
+    metrics = metrics if metrics is not None else Metrics()
+    snapshot = Snapshot.build(config, metrics)
+    app = web.Application()
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        app[STATE] = ProxyState(snapshot, session)
+        app[STATE] = ProxyState(snapshot, session, metrics)
         yield
         await session.close()
 
     app.cleanup_ctx.append(session_ctx)
+    app.on_response_prepare.append(_on_prepare)
     app.router.add_route("*", "/{tail:.*}", ProxyHandler.handle)
     return app
 
 
-async def start_proxy(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start ``app`` on ``host:port``; the client leaving cancels its handler (and upstream)."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``Server-Timing`` on every proxied reply; connections are not kept while draining."""
+    stats = request.get(REQUEST_STATS)
+    if stats is not None:
+        response.headers["Server-Timing"] = stats.server_timing(time.perf_counter())
+    if request.app[STATE].admission.draining:
+        response.force_close()
+        response.headers["Connection"] = "close"  # headers are built before this hook runs
+
+
+async def start_proxy(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> web.AppRunner:
+    """Start ``app`` on ``host:port``; the client leaving cancels its handler (and upstream).
+
+    ``reuse_port`` lets several worker processes listen on the same port (SO_REUSEPORT).
+    """
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=_HANDLER_STOP_S
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     return runner
 

@@ -12,6 +12,7 @@ import structlog
 
 from pipeline import logs
 from pipeline.config import ConfigError, LoadedConfig, load_config
+from pipeline.replay import add_commands
 from pipeline.resources import default_config
 
 log = structlog.get_logger("streamsieve")
@@ -35,6 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--simulator-port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    serve.add_argument(
+        "--admin-host", default="127.0.0.1", help="admin endpoints' address (never public)"
+    )
+    serve.add_argument(
+        "--admin-port", type=int, default=9090, help="/metrics, /healthz, /readyz, /admin/reload"
+    )
+    serve.add_argument(
+        "--grace-s",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, how long streams in flight may finish before they get an error event",
+    )
+    serve.add_argument(
+        "--workers", type=_positive, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
 
     check = commands.add_parser("check-config", help="validate a config and list every problem")
     check.add_argument("file", type=Path)
@@ -45,7 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--text", help="the reply text (default: a demo reply with PII)")
     simulate.add_argument("--first-token-delay-ms", type=float, default=0.0)
     simulate.add_argument("--inter-token-delay-ms", type=float, default=0.0)
+    add_commands(commands)  # replay, record: each sets its own ``handler``
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _check_config(path: Path) -> int:
@@ -63,17 +87,32 @@ def _check_config(path: Path) -> int:
     return 0
 
 
-async def _serve(config: LoadedConfig, host: str, port: int, simulator_port: int | None) -> None:
-    from pipeline.app import make_app, serve_forever, start_proxy
+async def _serve(
+    config: LoadedConfig, args: argparse.Namespace, simulator_port: int | None
+) -> None:
     from pipeline.simulator import start_simulator
+    from pipeline.workers import ServeOptions, serve
 
-    runners = []
+    options = ServeOptions(
+        config_path=Path(config.source),
+        host=args.host,
+        port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        grace_s=args.grace_s,
+        workers=args.workers,
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+    simulator = None
     if simulator_port is not None:
-        runners.append(await start_simulator("127.0.0.1", simulator_port))
+        simulator = await start_simulator("127.0.0.1", simulator_port)
         log.info("simulator_started", url=f"http://127.0.0.1:{simulator_port}")
-    runners.append(await start_proxy(make_app(config), host, port))
-    log.info("proxy_started", url=f"http://{host}:{port}", config=config.source)
-    await serve_forever(*runners)
+    try:
+        await serve(options, config)
+    finally:
+        if simulator is not None:
+            await simulator.cleanup()
 
 
 async def _simulate(args: argparse.Namespace) -> None:
@@ -98,6 +137,9 @@ async def _simulate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure(args.log_format, args.log_level)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     if args.command == "check-config":
         return _check_config(args.file)
     try:
@@ -106,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         embedded = args.config is None
         config = load_config(default_config() if embedded else args.config)
-        asyncio.run(_serve(config, args.host, args.port, args.simulator_port if embedded else None))
+        if args.workers > 1 and args.port == 0:
+            print("streamsieve: --workers needs a fixed --port (each binds it)", file=sys.stderr)
+            return 2
+        asyncio.run(_serve(config, args, args.simulator_port if embedded else None))
     except ConfigError as exc:
         print(f"streamsieve: refusing to start, the config has problems:\n{exc}", file=sys.stderr)
         return 2

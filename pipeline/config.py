@@ -11,7 +11,7 @@ import difflib
 import enum
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -76,6 +76,9 @@ class UpstreamConfig(_Strict):
     api_key_env: str | None = None
     """Name of an environment variable whose value is sent as the upstream credential when
     the client sent none (``Authorization: Bearer`` or ``x-api-key`` for Anthropic)."""
+    ready_check: bool = True
+    """Whether ``/readyz`` needs a TCP connection to this upstream to succeed. Turn it off
+    for an upstream that is allowed to be down while the proxy still takes traffic."""
 
     @field_validator("url")
     @classmethod
@@ -111,6 +114,19 @@ class StageEntry(BaseModel):
     type: str
 
 
+class RouteAuthConfig(_Strict):
+    """Keys a client must present (header ``x-streamsieve-key``) to use a route.
+
+    The header is checked by the proxy and never forwarded upstream; the upstream's own
+    credential (``Authorization``/``x-api-key``) is separate and passes through as before.
+    """
+
+    keys_env: str = Field(min_length=1)
+    """Environment variable with the allowed keys, comma-separated, read when the config is
+    loaded or reloaded. Unset or empty refuses the config: a route nobody could use is a
+    mistake, not a policy."""
+
+
 class RouteConfig(_Strict):
     """One route: which requests, which upstream, which stages, which buffer policy."""
 
@@ -120,6 +136,11 @@ class RouteConfig(_Strict):
     protocol: Protocol = Protocol.AUTO
     stages: list[StageEntry] = Field(default_factory=list)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
+    auth: RouteAuthConfig | None = None
+    """Proxy-level client keys for this route; none means the proxy asks for none."""
+    stage_metrics: bool = True
+    """Export per-stage time and hold-back metrics. Off removes the timing wrapper around
+    this route's stages entirely (it costs well under a microsecond per stage per token)."""
 
 
 class UnmatchedConfig(_Strict):
@@ -136,15 +157,28 @@ class UnmatchedConfig(_Strict):
         return self
 
 
+class LimitsConfig(_Strict):
+    """Bounds that protect the proxy and its upstreams. Each one, when hit, answers the
+    client in its protocol's own error shape (timeouts are per upstream, in ``upstream:``)."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    """Largest request body accepted; a larger one is answered with 413."""
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Largest single upstream SSE event; a larger one ends the stream with an error event."""
+    max_concurrent_streams: int | None = Field(default=1000, gt=0)
+    """Most requests one process proxies at once, streamed or not (a non-streamed completion
+    holds its upstream just as long). The excess is answered at once with 503 and
+    ``Retry-After``. Per process: ``--workers N`` admits N times as many. Null: no limit."""
+    retry_after_s: int = Field(default=1, ge=0)
+    """The ``Retry-After`` seconds sent with that 503."""
+
+
 class ProxyConfig(_Strict):
     """The top level of a config file."""
 
     routes: list[RouteConfig] = Field(min_length=1)
     unmatched: UnmatchedConfig = Field(default_factory=UnmatchedConfig)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    """Largest request body accepted (413 above it)."""
-    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
-    """Largest single upstream SSE event accepted (an error to the client above it)."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProxyConfig:
@@ -172,6 +206,12 @@ class LoadedConfig:
     stages: Mapping[str, tuple[StageConfig, ...]]
     """Per route name, its stages' validated configs, in YAML order."""
     source: str
+    lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict)
+    """Key path → line in the file, for problems found after validation."""
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of ``path`` (or of its nearest located parent)."""
+        return _line_for(path, self.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +253,8 @@ def _key_lines(
     return lines
 
 
-def _render_path(loc: Sequence[str | int]) -> str:
+def render_path(loc: Sequence[str | int]) -> str:
+    """``("routes", 0, "stages")`` as ``routes[0].stages``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -233,10 +274,10 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part)
-        if field is None:
+        info = current.model_fields.get(part)
+        if info is None:
             return []
-        annotation = field.annotation
+        annotation = info.annotation
         for candidate in (annotation, *getattr(annotation, "__args__", ())):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                 current = candidate
@@ -277,7 +318,7 @@ def _problems_from(
         loc = (*base, *error["loc"])
         problems.append(
             Problem(
-                _render_path(loc),
+                render_path(loc),
                 _explain(error, model, tuple(error["loc"])),
                 _line_for(loc, lines),
             )
@@ -298,9 +339,7 @@ def _validate_stages(
                 factory = resolve_stage(entry.type)
             except StageLoadError as exc:
                 problems.append(
-                    Problem(
-                        _render_path((*loc, "type")), str(exc), _line_for((*loc, "type"), lines)
-                    )
+                    Problem(render_path((*loc, "type")), str(exc), _line_for((*loc, "type"), lines))
                 )
                 continue
             try:
@@ -332,7 +371,7 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     stages, problems = _validate_stages(proxy, lines)
     if problems:
         raise ConfigError(source, problems)
-    return LoadedConfig(proxy=proxy, stages=stages, source=source)
+    return LoadedConfig(proxy=proxy, stages=stages, source=source, lines=lines)
 
 
 def load_config(path: str | Path) -> LoadedConfig:

@@ -18,8 +18,15 @@ from typing import Any, cast
 
 import structlog
 
-from pipeline.config import BufferConfig, LoadedConfig, RouteConfig
-from pipeline.plugins import resolve_stage
+from pipeline.config import (
+    BufferConfig,
+    ConfigError,
+    LoadedConfig,
+    Problem,
+    RouteConfig,
+    render_path,
+)
+from pipeline.plugins import build_factory
 from pipeline.stage import (
     NOTHING,
     AsyncStage,
@@ -52,7 +59,7 @@ class BoundStage:
 
     @classmethod
     def build(cls, config: StageConfig, stage_id: str, buffer: BufferConfig) -> BoundStage:
-        factory = resolve_stage(config.type)(config)
+        factory = build_factory(config)
         limits = [factory.max_holdback, buffer.max_holdback_chars]
         if config.max_holdback_chars is not None:
             limits.append(config.max_holdback_chars)
@@ -89,33 +96,45 @@ class RoutePlan:
     route: RouteConfig
     stages: tuple[BoundStage, ...]
 
-    @classmethod
-    def build(cls, route: RouteConfig, configs: Sequence[StageConfig]) -> RoutePlan:
-        return cls(
-            route=route,
-            stages=tuple(
-                BoundStage.build(config, stage_id, route.buffer)
-                for config, stage_id in zip(configs, _stage_ids(configs), strict=True)
-            ),
-        )
-
     @property
     def whole_response(self) -> bool:
         return self.route.buffer.mode == "whole_response"
 
 
 def build_plans(config: LoadedConfig) -> dict[str, RoutePlan]:
-    """One plan per route name; raises if a stage factory refuses its config."""
-    return {
-        route.name: RoutePlan.build(route, config.stages[route.name])
-        for route in config.proxy.routes
-    }
+    """One plan per route name, every stage factory built (and probed) now.
+
+    A factory that refuses its config (a pattern that does not compile, a word list that
+    cannot be read) becomes a :class:`ConfigError` naming the stage's key path, so the
+    proxy refuses to start — or a reload keeps the old config — instead of failing later.
+    """
+    plans: dict[str, RoutePlan] = {}
+    problems: list[Problem] = []
+    for r, route in enumerate(config.proxy.routes):
+        configs = config.stages[route.name]
+        stages: list[BoundStage] = []
+        for s, (stage_config, stage_id) in enumerate(
+            zip(configs, _stage_ids(configs), strict=True)
+        ):
+            try:
+                stages.append(BoundStage.build(stage_config, stage_id, route.buffer))
+            except Exception as exc:  # any refusal, whatever the plug-in raised
+                path = ("routes", r, "stages", s)
+                problems.append(
+                    Problem(
+                        render_path(path), f"stage could not be built: {exc}", config.line(path)
+                    )
+                )
+        plans[route.name] = RoutePlan(route=route, stages=tuple(stages))
+    if problems:
+        raise ConfigError(config.source, problems)
+    return plans
 
 
 class _Slot:
     """One opened stage inside a chain, with its running counters."""
 
-    __slots__ = ("base", "bound", "fed", "held_since", "is_async", "stage")
+    __slots__ = ("base", "bound", "fed", "held", "held_since", "is_async", "stage", "tail")
 
     def __init__(self, bound: BoundStage, channel: Channel) -> None:
         self.bound = bound
@@ -126,11 +145,19 @@ class _Slot:
         self.base = 0
         """Offset at which the current stage instance started (after a restart)."""
         self.held_since: float | None = None
+        self.held = 0
+        """What the stage held after its last successful call."""
+        self.tail: str | None = "" if bound.on_error is ErrorPolicy.PASS else None
+        """The latest input, kept only under ``on_error: pass`` so a failing stage's held
+        text can still be released rather than lost."""
 
     def restart(self, channel: Channel) -> None:
         self.stage = self.bound.factory.open(channel)
         self.base = self.fed
         self.held_since = None
+        self.held = 0
+        if self.tail is not None:
+            self.tail = ""
 
 
 class Chain:
@@ -255,14 +282,15 @@ class Chain:
             policy=policy.value,
             error=str(exc)[:200],
         )
-        start = slot.fed - slot.stage.held
+        start = slot.fed - slot.held
         slot.fed += len(text)
         findings.append(
             Finding("stage_error", policy.value, start, slot.fed, slot.bound.id, self.channel.key)
         )
+        held_text = slot.tail[len(slot.tail) - slot.held :] if slot.tail and slot.held else ""
         slot.restart(self.channel)
         if policy is ErrorPolicy.PASS:
-            return text, None
+            return held_text + text, None
         if policy is ErrorPolicy.MASK:
             return slot.bound.mask, None
         return "", f"{slot.bound.id}: stage {reason}"
@@ -283,12 +311,14 @@ class Chain:
         """
         base = slot.base
         slot.fed += len(fed)
+        if slot.tail is not None:
+            slot.tail = (slot.tail + fed)[-slot.bound.max_chars :] if slot.bound.max_chars else ""
         if release.findings:
             findings.extend(self._tag(slot, release.findings, base))
         text = release.text
         if end is not None or release.block:
             return text, release.block, False
-        held = slot.stage.held
+        held = slot.held = slot.stage.held
         if not held:
             slot.held_since = None
             return text, None, False

@@ -9,6 +9,7 @@ errors). The upstream comes from config only; nothing in a request can redirect 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import time
@@ -22,11 +23,15 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from pipeline import auth
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
 from pipeline.engine import ResponseFilter
+from pipeline.limits import BodyTooLargeError, read_body
+from pipeline.metrics import GapRecorder
 from pipeline.protocols import ADAPTERS, select
 from pipeline.protocols.base import StreamAdapter
 from pipeline.protocols.request import BadRequestError, RequestInfo
+from pipeline.shutdown import SHUTDOWN_CODE
 from pipeline.sse import SSEDecoder, SSEError
 from pipeline.state import STATE, ProxyState, Snapshot
 
@@ -47,6 +52,8 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+# The proxy's own credential header: checked here, never shown to an upstream.
+_PROXY_ONLY = frozenset({auth.HEADER})
 
 
 @dataclass(slots=True)
@@ -63,16 +70,47 @@ class RequestStats:
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     upstream_sent: float | None = None
+    upstream_ready: float | None = None
+    """The upstream's reply was in hand: headers of a stream, the whole of a body."""
     upstream_first_text: float | None = None
     client_first_text: float | None = None
+    last_text: float | None = None
+    gaps: GapRecorder | None = None
+    """Gaps between the client's text writes, recorded from the second write on."""
     text_chunks: int = 0
     blocked: str | None = None
     error: str | None = None
+    error_code: str | None = None
+    """A metrics label for ``error``: ``upstream_timeout``, ``shutdown``..."""
     disconnected: bool = False
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     def ms(self, start: float | None, end: float | None) -> float | None:
         return None if start is None or end is None else round((end - start) * 1000.0, 3)
+
+    def text_written(self, now: float) -> None:
+        """New text reached the client: the first write is the TTFT, later ones are gaps."""
+        if self.last_text is None:
+            self.client_first_text = now
+        else:
+            if self.gaps is None:
+                self.gaps = GapRecorder()
+            self.gaps.add(now - self.last_text)
+        self.last_text = now
+
+    def server_timing(self, now: float) -> str:
+        """A ``Server-Timing`` value: the proxy's own time until ``now`` and the upstream's.
+
+        Sent with the headers, so for a stream it covers the time to headers only.
+        """
+        waited = 0.0
+        if self.upstream_sent is not None:
+            waited = (self.upstream_ready or now) - self.upstream_sent
+        own = now - self.started - waited
+        return f"proxy;dur={own * 1000.0:.3f}, upstream;dur={waited * 1000.0:.3f}"
+
+
+REQUEST_STATS = web.RequestKey("streamsieve_request_stats", RequestStats)
 
 
 def _forward_headers(
@@ -80,6 +118,7 @@ def _forward_headers(
 ) -> CIMultiDict[str]:
     """Client headers minus hop-by-hop ones; credentials pass through unchanged."""
     connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    connection |= _PROXY_ONLY
     out: CIMultiDict[str] = CIMultiDict(
         (k, v)
         for k, v in headers.items()
@@ -104,6 +143,8 @@ def _reply_headers(headers: CIMultiDictProxy[str], *, filtered: bool) -> CIMulti
 
 def _upstream_url(route: RouteConfig | None, upstream: UpstreamConfig, request: web.Request) -> str:
     path = request.raw_path
+    if not path.startswith("/"):  # an absolute-form request line: its host is ignored
+        path = request.rel_url.raw_path_qs
     prefix = upstream.strip_prefix
     if prefix and path.startswith(prefix):
         path = path[len(prefix) :] or "/"
@@ -121,6 +162,15 @@ def _error(protocol: Protocol, status: int, message: str, code: str) -> web.Resp
     return web.json_response(error_body(protocol, status, message, code), status=status)
 
 
+def _protocol_by_path(snapshot: Snapshot, request: web.Request) -> Protocol:
+    """The protocol of the first route whose path glob matches, for errors answered before
+    the body (and so the model a route may match on) is read."""
+    for route in snapshot.config.proxy.routes:
+        if fnmatch.fnmatchcase(request.path, route.match.path):
+            return select(route.protocol, request.method, request.path)
+    return select(Protocol.AUTO, request.method, request.path)
+
+
 class ProxyHandler:
     """The catch-all aiohttp handler for one app. Holds nothing per request."""
 
@@ -135,6 +185,7 @@ class ProxyHandler:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         snapshot = self.state.snapshot  # one config per request, even across a reload
         stats = RequestStats(request.method, request.path)
+        request[REQUEST_STATS] = stats
         try:
             return await self._handle(request, snapshot, stats)
         finally:
@@ -144,7 +195,11 @@ class ProxyHandler:
     async def _handle(
         self, request: web.Request, snapshot: Snapshot, stats: RequestStats
     ) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            body = await read_body(request, snapshot.config.proxy.limits.max_body_bytes)
+        except BodyTooLargeError as exc:
+            stats.status = 413
+            return _error(_protocol_by_path(snapshot, request), 413, str(exc), "request_too_large")
         bad: str | None = None
         try:
             info = RequestInfo.parse(body) if request.method == "POST" else RequestInfo()
@@ -157,7 +212,7 @@ class ProxyHandler:
             if unmatched.action == "reject" or unmatched.upstream is None:
                 stats.status = 404
                 return _error(Protocol.AUTO, 404, f"no route for {request.path}", "not_found")
-            return await self._forward(
+            return await self._admitted(
                 request, body, None, unmatched.upstream, Protocol.PASSTHROUGH, info, snapshot, stats
             )
         stats.route = route.name
@@ -165,9 +220,45 @@ class ProxyHandler:
         if bad is not None and protocol is not Protocol.PASSTHROUGH:
             stats.status = 400
             return _error(protocol, 400, bad, "invalid_request_error")
-        return await self._forward(
+        keys = snapshot.auth.get(route.name)
+        if keys is not None and not keys.allows(request.headers.get(auth.HEADER)):
+            stats.status = 401
+            message = f"missing or unknown {auth.HEADER} header"
+            return _error(protocol, 401, message, "authentication_error")
+        return await self._admitted(
             request, body, route, route.upstream, protocol, info, snapshot, stats
         )
+
+    async def _admitted(
+        self,
+        request: web.Request,
+        body: bytes,
+        route: RouteConfig | None,
+        upstream: UpstreamConfig,
+        protocol: Protocol,
+        info: RequestInfo,
+        snapshot: Snapshot,
+        stats: RequestStats,
+    ) -> web.StreamResponse:
+        """:meth:`_forward` within the concurrency limit; refused at once (503) beyond it."""
+        limits = snapshot.config.proxy.limits
+        admission = self.state.admission
+        if not admission.enter(limits.max_concurrent_streams):
+            stats.status = 503
+            reason = (
+                "the proxy is shutting down"
+                if admission.draining
+                else f"the proxy is at its limit of {limits.max_concurrent_streams} requests"
+            )
+            refusal = _error(protocol, 503, f"{reason}; retry shortly", "overloaded_error")
+            refusal.headers["Retry-After"] = str(limits.retry_after_s)
+            return refusal
+        try:
+            return await self._forward(
+                request, body, route, upstream, protocol, info, snapshot, stats
+            )
+        finally:
+            admission.leave()
 
     async def _forward(
         self,
@@ -198,9 +289,11 @@ class ProxyHandler:
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             stats.status, stats.error = 502, f"upstream unreachable: {type(exc).__name__}"
+            stats.error_code = "upstream_unreachable"
             return _error(
                 protocol, 502, f"upstream unreachable ({type(exc).__name__})", "upstream_error"
             )
+        stats.upstream_ready = time.perf_counter()
         async with upstream_response:
             stats.status = upstream_response.status
             content_type = upstream_response.content_type
@@ -226,16 +319,23 @@ class ProxyHandler:
             status=upstream.status, headers=_reply_headers(upstream.headers, filtered=True)
         )
         await response.prepare(request)
-        decoder = SSEDecoder(max_event_bytes=snapshot.config.proxy.max_event_bytes)
+        decoder = SSEDecoder(max_event_bytes=snapshot.config.proxy.limits.max_event_bytes)
+        live = self.state.streams.open(stats)
         try:
             tail = await self._pump(upstream, decoder, adapter, response, stats)
             if tail:
                 await response.write(tail)
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            stats.disconnected = True  # the client left; closing below cancels the upstream
-            raise
+        except (ConnectionResetError, asyncio.CancelledError) as exc:
+            stopped = live.stopped_by_shutdown(exc)
+            if stopped is None:
+                stats.disconnected = True  # the client left; closing below cancels the upstream
+                raise
+            stats.error, stats.error_code = stopped, "shutdown"
+            await response.write(adapter.fail(stopped, SHUTDOWN_CODE))
+            await response.write_eof()
         finally:
+            self.state.streams.close(live)
             stats.text_chunks = adapter.text_chunks
             stats.blocked = adapter.blocked
             stats.findings = [_finding_record(f) for f in adapter.response.findings]
@@ -252,6 +352,7 @@ class ProxyHandler:
         stats: RequestStats,
     ) -> bytes:
         """Copy filtered events to the client until the stream ends; the closing bytes."""
+        released = 0
         try:
             async for data in upstream.content.iter_any():
                 out = await adapter.feed(decoder.feed(data))
@@ -259,13 +360,14 @@ class ProxyHandler:
                     stats.upstream_first_text = time.perf_counter()
                 if out:
                     await response.write(out)
-                    if stats.client_first_text is None and adapter.released_chars:
-                        stats.client_first_text = time.perf_counter()
+                    if adapter.released_chars != released:
+                        released = adapter.released_chars
+                        stats.text_written(time.perf_counter())
                 if adapter.done:
                     return b""
             return await adapter.feed(decoder.close()) + await adapter.end()
         except SSEError as exc:
-            stats.error = str(exc)
+            stats.error, stats.error_code = str(exc), "upstream_event_too_large"
             return adapter.fail(str(exc), "upstream_event_too_large")
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             if isinstance(exc, ConnectionResetError):
@@ -273,6 +375,7 @@ class ProxyHandler:
             silent = isinstance(exc, TimeoutError)
             what = "upstream went silent" if silent else "upstream connection broke"
             stats.error = f"{what}: {type(exc).__name__}"
+            stats.error_code = "upstream_timeout" if silent else "upstream_broken"
             return adapter.fail(f"{what} before the stream completed", "upstream_error")
 
     async def _body(
@@ -285,15 +388,18 @@ class ProxyHandler:
         stats: RequestStats,
     ) -> web.StreamResponse:
         raw = await upstream.read()
+        stats.upstream_ready = time.perf_counter()
         if upstream.headers.get("Content-Encoding", "identity") in ("gzip", "deflate"):
             raw = zlib.decompress(raw, wbits=47)  # 47: accept gzip or zlib headers
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             stats.status, stats.error = 502, "upstream sent invalid JSON"
+            stats.error_code = "upstream_bad_body"
             return _error(protocol, 502, "upstream sent a body that is not JSON", "upstream_error")
         if not isinstance(body, dict):
             stats.status, stats.error = 502, "upstream sent a non-object JSON body"
+            stats.error_code = "upstream_bad_body"
             return _error(
                 protocol, 502, "upstream sent a JSON body that is not an object", "upstream_error"
             )
@@ -317,6 +423,7 @@ class ProxyHandler:
                 await response.write(data)
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             stats.error = f"upstream broke during pass-through: {type(exc).__name__}"
+            stats.error_code = "upstream_broken"
             upstream.close()
         await response.write_eof()
         return response

@@ -7,7 +7,7 @@ started with and never sees half of a config.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,8 +15,12 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from pipeline.auth import RouteKeys, route_keys
 from pipeline.config import LoadedConfig
 from pipeline.engine import RoutePlan, build_plans
+from pipeline.limits import Admission
+from pipeline.metrics import Metrics
+from pipeline.shutdown import ActiveStreams
 
 if TYPE_CHECKING:
     from pipeline.proxy import RequestStats
@@ -30,22 +34,35 @@ class Snapshot:
 
     config: LoadedConfig
     plans: dict[str, RoutePlan]
+    auth: Mapping[str, RouteKeys]
+    """Client keys of the routes that ask for them (read from the environment at build)."""
 
     @classmethod
-    def build(cls, config: LoadedConfig) -> Snapshot:
-        return cls(config=config, plans=build_plans(config))
+    def build(cls, config: LoadedConfig, metrics: Metrics | None = None) -> Snapshot:
+        """Build plans (stages instrumented when ``metrics`` is given) and read route keys."""
+        plans = build_plans(config)
+        if metrics is not None:
+            plans = metrics.instrument(plans)
+        return cls(config=config, plans=plans, auth=route_keys(config))
 
 
 Observer = Callable[["RequestStats"], None]
 
 
 class ProxyState:
-    """The current snapshot, the pooled upstream session, and request observers."""
+    """The current snapshot, the pooled upstream session, request observers, metrics, and
+    the bookkeeping that limits and graceful shutdown need."""
 
-    def __init__(self, snapshot: Snapshot, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, snapshot: Snapshot, session: aiohttp.ClientSession, metrics: Metrics
+    ) -> None:
         self.snapshot = snapshot
         self.session = session
-        self.observers: list[Observer] = [log_request]
+        self.metrics = metrics
+        self.observers: list[Observer] = [log_request, metrics.observe]
+        self.admission = Admission(metrics.in_flight)
+        self.streams = ActiveStreams()
+        self.streams.watchers.append(metrics)
 
     def observe(self, stats: RequestStats) -> None:
         for observer in self.observers:

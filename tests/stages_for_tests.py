@@ -128,36 +128,47 @@ class HoldAllFactory(StageFactory[HoldAllConfig]):
 class ExplodeConfig(StageConfig):
     type: str = "tests.stages_for_tests:ExplodeFactory"
     after_chars: int = 0
+    hold: int = 0
 
 
 class ExplodeStage:
-    """Passes text through, then raises once it has seen ``after_chars`` characters."""
+    """Holds the last ``hold`` characters, then raises once it has seen ``after_chars``."""
 
-    __slots__ = ("_after", "_seen")
+    __slots__ = ("_after", "_buffer", "_hold", "_seen")
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, hold: int) -> None:
         self._after = after
+        self._hold = hold
         self._seen = 0
+        self._buffer = ""
 
     @property
     def held(self) -> int:
-        return 0
+        return len(self._buffer)
 
     def feed(self, text: str) -> Release:
         self._seen += len(text)
         if self._seen > self._after:
             raise RuntimeError("stage bug")
-        return Release(text)
+        buffer = self._buffer + text
+        cut = max(0, len(buffer) - self._hold)
+        self._buffer = buffer[cut:]
+        return Release(buffer[:cut])
 
     def finish(self, end: ChannelEnd) -> Release:
-        return NOTHING
+        rest, self._buffer = self._buffer, ""
+        return Release(rest)
 
 
 class ExplodeFactory(StageFactory[ExplodeConfig]):
     config_model = ExplodeConfig
 
+    @property
+    def max_holdback(self) -> int:
+        return self.config.hold
+
     def open(self, channel: Channel) -> ExplodeStage:
-        return ExplodeStage(self.config.after_chars)
+        return ExplodeStage(self.config.after_chars, self.config.hold)
 
 
 class SlowConfig(StageConfig):
@@ -218,3 +229,13 @@ class EndMarkFactory(StageFactory[EndMarkConfig]):
 
     def open(self, channel: Channel) -> EndMarkStage:
         return EndMarkStage()
+
+
+class RefuseFactory(StageFactory[StageConfig]):
+    """A factory that refuses at construction, as one whose model file is missing would."""
+
+    def __init__(self, config: StageConfig) -> None:
+        raise ValueError("model file /srv/model.bin not found")
+
+    def open(self, channel: Channel) -> MaskWordStage:
+        raise NotImplementedError

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import parse_config
+from pipeline.config import ConfigError, parse_config
 from pipeline.engine import Chain, ResponseFilter, build_plans
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Finding, Release
 from pipeline.testing import TEXT_CHANNEL, chunkings
@@ -133,6 +133,32 @@ def test_stage_exception_follows_on_error(policy: str, expected_text: str, block
     assert expected_text == release.text
     assert blocked == (release.block is not None)
     assert ["stage_error"] == [f.rule for f in release.findings]
+
+
+def test_on_error_pass_releases_what_the_failed_stage_held() -> None:
+    """Failing open loses nothing: the failed stage's held text goes on with the new text."""
+    chain = chain_for(f'      - {{type: "{BOOM}", after_chars: 5, hold: 2, on_error: pass}}')
+    assert "abc" == chain.feed("abcde").text
+    release = chain.feed("fg")
+    assert "defg" == release.text
+    assert release.block is None
+
+
+def test_stage_that_refuses_its_config_is_a_located_config_error() -> None:
+    """A factory raising at build time names the stage's key path, not a traceback."""
+    text = """
+routes:
+  - name: r
+    upstream: {url: "http://127.0.0.1:1"}
+    stages:
+      - {type: "tests.stages_for_tests:RefuseFactory"}
+"""
+    with pytest.raises(ConfigError) as caught:
+        build_plans(parse_config(text, "r.yaml"))
+    assert (
+        "r.yaml:6: routes[0].stages[0]: stage could not be built: "
+        "model file /srv/model.bin not found"
+    ) == str(caught.value)
 
 
 def test_whole_response_mode_holds_until_the_end() -> None:
