@@ -73,8 +73,12 @@ def _positive(text: str) -> int:
 
 
 def _check_config(path: Path) -> int:
+    """Validate ``path`` and build every stage, as ``serve`` would, without serving."""
+    from pipeline.engine import build_plans
+
     try:
         config = load_config(path)
+        build_plans(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem.render(exc.source), file=sys.stderr)

@@ -153,3 +153,14 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     """A missing file is reported as such, not as a traceback."""
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_check_config_builds_the_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stage that refuses to build is caught by ``check-config``, not only at ``serve``."""
+    bad = tmp_path / "refuse.yaml"
+    bad.write_text(
+        'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
+        '    stages:\n      - {type: "tests.stages_for_tests:RefuseFactory"}\n'
+    )
+    assert 1 == main(["check-config", str(bad)])
+    assert f"{bad}:5: routes[0].stages[0]: stage could not be built" in capsys.readouterr().err
