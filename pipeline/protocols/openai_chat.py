@@ -28,6 +28,9 @@ from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
 PROTOCOL = "openai-chat"
+# Compact like the upstream's own chunks; ASCII escapes so a lone surrogate from upstream
+# JSON can never make the UTF-8 encoding of the event fail.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _TEXT_FIELDS = ("content", "refusal")
 _ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
 
@@ -164,7 +167,7 @@ class OpenAIChatStream(StreamAdapter):
                 break
             if not self._is_empty(choice):
                 emptied = False
-        out = b"".join(encode_data(json.dumps(self._chunk(c))) for c in before)
+        out = b"".join(encode_data(_dumps(self._chunk(c))) for c in before)
         if self.blocked is not None:
             chunk["choices"] = kept
             return out + self._emit(event, chunk, changed, False) + self._end_blocked()
@@ -175,7 +178,7 @@ class OpenAIChatStream(StreamAdapter):
             return encode_data(event.data, event.event)  # fast path: the upstream's own bytes
         if emptied:
             return b""  # everything in it is held: an empty chunk would only add noise
-        return encode_data(json.dumps(chunk), event.event)
+        return encode_data(_dumps(chunk), event.event)
 
     async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
         """Filter every text field of one delta in place: (it changed, text is held)."""
@@ -264,7 +267,7 @@ class OpenAIChatStream(StreamAdapter):
             flush = await self._finish_choice(index, ChannelEnd.COMPLETE)
             self._choices.finished.add(index)
             if flush:
-                out.append(encode_data(json.dumps(self._chunk(self._choice(index, flush)))))
+                out.append(encode_data(_dumps(self._chunk(self._choice(index, flush)))))
             if self.blocked is not None:
                 return b"".join(out) + self._end_blocked()
         return b"".join(out)
@@ -293,21 +296,21 @@ class OpenAIChatStream(StreamAdapter):
     def _end_blocked(self) -> bytes:
         self.done = True
         out = [
-            encode_data(json.dumps(self._chunk(self._choice(i, {}, "content_filter"))))
+            encode_data(_dumps(self._chunk(self._choice(i, {}, "content_filter"))))
             for i in (self._choices.seen or [0])
             if i not in self._choices.finished
         ]
         if self.request.include_usage:
             tokens = self.text_chunks
             usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
-            out.append(encode_data(json.dumps(self._chunk(usage=usage))))
+            out.append(encode_data(_dumps(self._chunk(usage=usage))))
         out.append(encode_data("[DONE]"))
         return b"".join(out)
 
     def error(self, message: str, code: str) -> bytes:
         # The SDKs raise on a chunk carrying "error"; no [DONE] follows an incomplete stream.
         body = {"error": {"message": message, "type": "proxy_error", "code": code, "param": None}}
-        return encode_data(json.dumps(body))
+        return encode_data(_dumps(body))
 
 
 def _text_of(delta: object, fields: tuple[str, ...]) -> dict[str, Any]:
