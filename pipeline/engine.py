@@ -393,17 +393,19 @@ def _merge(first: Release, second: Release) -> Release:
 class ResponseFilter:
     """The chains of one response, opened per channel on first use."""
 
-    __slots__ = ("chains", "plan")
+    __slots__ = ("chains", "plan", "scope")
 
     def __init__(self, plan: RoutePlan) -> None:
         self.plan = plan
         self.chains: dict[str, Chain] = {}
+        self.scope: dict[object, Any] = {}
 
     def chain(self, channel: Channel) -> Chain:
         """The chain for ``channel``, opened the first time the channel carries text."""
         chain = self.chains.get(channel.key)
         if chain is None:
-            chain = self.chains[channel.key] = Chain(self.plan, channel)
+            scoped = dataclasses.replace(channel, scope=self.scope)
+            chain = self.chains[channel.key] = Chain(self.plan, scoped)
         return chain
 
     @property

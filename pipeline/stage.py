@@ -54,6 +54,11 @@ class Channel:
     json_schema: Mapping[str, Any] | None = None
     """The JSON Schema the request declared for this channel, when it declared one."""
     route: str = ""
+    scope: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Scratch space shared by every channel of one response (the engine gives each response
+    its own). For the rare state stages must agree on across channels — the same address
+    numbered ``[EMAIL_1]`` in the content and in a tool call. Key it by something unique to
+    the factory (the factory object itself), never store text that was redacted."""
 
 
 @dataclass(frozen=True, slots=True)

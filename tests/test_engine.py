@@ -204,3 +204,15 @@ def test_chain_output_is_independent_of_chunking(data: st.DataObject, text: str)
     whole = run(chain_for(stages), [text] if text else []).text
     pieces = data.draw(chunkings(text))
     assert whole == run(chain_for(stages), pieces).text
+
+
+def test_channels_of_one_response_share_a_scope_and_responses_do_not() -> None:
+    """``Channel.scope`` is one dict per response, the same for all its channels."""
+    text = 'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
+    plan = build_plans(parse_config(text))["r"]
+    first, second = ResponseFilter(plan), ResponseFilter(plan)
+    a = first.chain(TEXT_CHANNEL).channel
+    b = first.chain(Channel("choice0.tool0.arguments", ChannelKind.JSON)).channel
+    c = second.chain(TEXT_CHANNEL).channel
+    assert a.scope is b.scope
+    assert a.scope is not c.scope
