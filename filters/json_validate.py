@@ -21,17 +21,23 @@ Decisions the RFC leaves to us, and why:
   is schema-checked.
 - An empty or whitespace-only channel is not a document: invalid at a normal end.
 
-Lookahead: the stage holds the last ``lookahead_chars`` characters so a violation within
-that many characters is decided before the text reaching it goes out; a document failing
-at its end (trailing garbage after the closing brace) never reaches the client looking
-complete ahead of the verdict. The closing ``}``/``]`` itself is judged (required
-properties, ``minItems``) in the same call that receives it, before any release.
+Lookahead: the stage never releases the character that breaks the document; the closing
+``}``/``]`` itself is judged (required properties, ``minItems``) in the call that receives
+it. What makes a document *look* complete is its end: the character that closes the
+top-level value (for a top-level number, the number from its first digit, since each of
+its prefixes is a number). With ``lookahead_chars`` N >= 1 the stage holds that end and any
+whitespace after it until the channel finishes, so a document that fails after it (trailing
+garbage, a second value, a top-level number above its maximum) is stopped before the client
+holds a complete-looking document; before the end it holds only the newest N characters.
+Every held character delays every token, so N defaults to 1. N = 0 releases at once: a
+later error only stops what follows (validate and flag the rest).
 
 Verdicts: ``block`` releases the validated text before the breaking character (never that
-character) and ends the response with ``json: <what> at char <offset>``; ``whole: true``
-releases nothing of an invalid document; ``flag`` releases everything and records the
-first error only. A channel cut by the model's token limit is not "invalid JSON": it gets
-a ``json_truncated`` finding and its held text is released.
+character, and with a lookahead never the document's end either) and ends the response with
+``json: <what> at char <offset>``; ``whole: true`` releases nothing of an invalid document;
+``flag`` releases everything and records the first error only. A channel cut by the
+model's token limit is not "invalid JSON": it gets a ``json_truncated`` finding and its held
+text is released.
 """
 
 from __future__ import annotations
@@ -76,6 +82,10 @@ TRUNCATED_RULE: Final = "json_truncated"
 UNUSABLE_RULE: Final = "json_schema_unusable"
 INCOMPLETE: Final = "json_incomplete"
 """Internal: the input ended before the document did (syntax error or truncation)."""
+HELD_END_CHARS: Final = 64
+"""Characters of a document's held end (its close or a top-level number, and whitespace
+after it) that ``max_holdback`` covers. Models pad with a newline or two; a longer run is
+unusual enough to meet the overflow policy rather than widen every route's bound."""
 
 (
     _START,
@@ -148,6 +158,7 @@ class JsonScanner:
         "_size_limit",
         "_stack",
         "_state",
+        "complete_from",
         "violation",
     )
 
@@ -169,6 +180,10 @@ class JsonScanner:
         self._number: list[str] = []
         """The current number's text from earlier pieces (kept only for a schema)."""
         self._number_from = 0
+        self.complete_from = -1
+        """Offset of the first character after which the text reads as a whole document:
+        the top-level value's last character, or a top-level number's first (each of its
+        prefixes is a number). -1 until the document gets there."""
         self.violation: Violation | None = None
 
     def feed(self, text: str) -> Violation | None:
@@ -227,8 +242,15 @@ class JsonScanner:
         self._failed(found)
         return False
 
-    def _value_done(self) -> None:
-        self._state = _AFTER if self._stack else _END
+    def _value_done(self, last: int) -> None:
+        """The value whose last character is at ``last`` in this piece is complete (-1: it
+        was the previous piece's last character)."""
+        if self._stack:
+            self._state = _AFTER
+            return
+        self._state = _END
+        if self.complete_from < 0:  # a top-level number counts from its first character
+            self.complete_from = self._pos + last
 
     # Handlers, one per state: each consumes from text[i] on and returns where it stopped
     # (or -1 after a violation). Runs of plain string characters, digits and whitespace
@@ -262,6 +284,8 @@ class JsonScanner:
             self._state = _ZERO if c == "0" else _MINUS if c == "-" else _INT
             self._number_from = i
             kind = NUMBER
+            if not self._stack:
+                self.complete_from = self._pos + i
         elif c in _LITERALS:
             self._state = _LITERAL
             self._literal = _LITERALS[c]
@@ -328,7 +352,7 @@ class JsonScanner:
         if not self._emit(END_CONTAINER, i):
             return -1
         self._stack.pop()
-        self._value_done()
+        self._value_done(i)
         return i + 1
 
     def _on_end(self, text: str, i: int) -> int:
@@ -353,7 +377,7 @@ class JsonScanner:
             if self._in_key:
                 self._state = _COLON
             else:
-                self._value_done()
+                self._value_done(j)
             return j + 1
         if c == "\\":
             self._state = _ESCAPE
@@ -478,7 +502,7 @@ class JsonScanner:
             self._number.clear()
             if not self._emit(END_NUMBER, i, number):
                 return -1
-        self._value_done()
+        self._value_done(i - 1)
         return i
 
     def _on_literal(self, text: str, i: int) -> int:
@@ -488,7 +512,7 @@ class JsonScanner:
             bad = next(k for k, (a, b) in enumerate(zip(piece, rest, strict=False)) if a != b)
             return self._violate(SYNTAX_RULE, "invalid literal", self._pos + i + bad)
         if len(piece) == len(rest):
-            self._value_done()
+            self._value_done(i + len(piece) - 1)
         else:
             self._literal = rest[len(piece) :]
         return i + len(piece)
@@ -537,8 +561,9 @@ class JsonStage:
     """One channel's validator: releases validated text, minus a held tail.
 
     ``keep`` is how many validated characters stay held (``None``: all of them until the
-    document is complete and valid). In flag mode nothing is held, since nothing is ever
-    withheld from the client.
+    document is complete and valid). With ``keep >= 1`` the document's end (see
+    :attr:`JsonScanner.complete_from`) and everything after it stay held too, until
+    ``finish``. In flag mode nothing is held, since nothing is ever withheld from the client.
     """
 
     __slots__ = (
@@ -572,7 +597,8 @@ class JsonStage:
         return self._held_len
 
     def feed(self, text: str) -> Release:
-        """Validate ``text``; release what is validated and older than the lookahead."""
+        """Validate ``text``; release what is validated, older than the lookahead and
+        before the document's end."""
         if self._decided:
             return Release(text) if self._flag else NOTHING
         found = self._scanner.feed(text)
@@ -610,9 +636,15 @@ class JsonStage:
         self._held.append(text)
         self._held_len += len(text)
         keep = self._keep
-        if keep is None or self._held_len <= keep:
+        if keep is None:
             return ""
-        # Outside whole mode at most ``keep`` characters were held: this join is O(keep + text).
+        end = self._scanner.complete_from
+        if keep and end >= 0:
+            # Everything before the end is released: only trailing data can still fail.
+            keep = self._released + self._held_len - end
+        if self._held_len <= keep:
+            return ""
+        # At most ``keep`` characters were held before this piece: the join is O(keep + text).
         joined = "".join(self._held)
         cut = len(joined) - keep
         self._held = [joined[cut:]] if keep else []
@@ -638,9 +670,18 @@ class JsonStage:
             finding = Finding(found.rule, "flagged", found.offset, end)
             return Release(pending, findings=(finding,))
         # Whole-document mode promises the client only documents that validated in full.
-        valid = "" if self._keep is None else pending[: found.offset - start]
+        valid = "" if self._keep is None else pending[: self._valid_end(found) - start]
         finding = Finding(found.rule, "blocked", found.offset, end)
         return Release(valid, block=f"json: {found.message} {where}", findings=(finding,))
+
+    def _valid_end(self, found: Violation) -> int:
+        """Where released text stops on a block: before the error, and with a lookahead
+        before the document's end as well (trailing garbage must not follow a release that
+        reads as a whole document)."""
+        end = self._scanner.complete_from
+        if self._keep and 0 <= end < found.offset:
+            return end
+        return found.offset
 
 
 class JsonConfig(StageConfig):
@@ -661,10 +702,16 @@ class JsonConfig(StageConfig):
     """``block``: end the response at the first error, releasing the valid text before it.
     ``flag``: release everything unchanged, record a ``flagged`` finding for the first error
     and stop checking the channel."""
-    lookahead_chars: int = Field(default=16, ge=0)
+    lookahead_chars: int = Field(default=1, ge=0)
     """Validated characters held back, so an error within that many characters is decided
-    before the text leading to it goes out. ``0``: release at once; a later error can only
-    stop what follows."""
+    before the text leading to it goes out. Any value from ``1`` also holds the document's
+    end (its closing character, or a top-level number, plus whitespace after it) until the
+    channel finishes: that, not a long window, keeps a document failing at its end from
+    reaching the client complete-looking, and each held character delays every token, hence
+    the default of ``1``. ``0``: release at once; a later error can only stop what follows.
+    ``max_holdback`` covers a held end of up to ``HELD_END_CHARS`` (64) characters; more
+    trailing whitespace puts the stage over its bound and the route's ``on_overflow``
+    applies (the end is never released early, nor any output dropped)."""
     whole: bool = False
     """Hold everything until the document is complete and valid; an invalid document
     releases nothing. Latency becomes the whole document: an explicit choice. The route's
@@ -705,11 +752,14 @@ class JsonFactory(StageFactory[JsonConfig]):
 
     @property
     def max_holdback(self) -> int:
-        """The lookahead, the whole document size in ``whole`` mode, 0 when flagging."""
+        """The lookahead or the held end, the document size in ``whole`` mode, 0 to flag."""
         config = self.config
         if config.action == "flag":
             return 0
-        return config.max_chars if config.whole else config.lookahead_chars
+        if config.whole:
+            return config.max_chars
+        lookahead = config.lookahead_chars
+        return max(lookahead, HELD_END_CHARS) if lookahead else 0
 
     def applies_to(self, channel: Channel) -> bool:
         """The ``channels`` key first, then ``apply`` (``detected``: JSON channels)."""

@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from filters.json_validate import JsonConfig, JsonFactory
+from filters.json_validate import HELD_END_CHARS, JsonConfig, JsonFactory
+from pipeline.config import parse_config
+from pipeline.engine import ResponseFilter, build_plans
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Finding
 from pipeline.testing import (
     JSON_CHANNEL,
@@ -48,6 +50,24 @@ def run_both(
 def expected_reason(message: str, offset: int | None) -> str:
     """The block reason for ``message`` at ``offset`` (``None``: found at the end)."""
     return f"json: {message} " + ("at end" if offset is None else f"at char {offset}")
+
+
+JSON_WHITESPACE = " \t\n\r"
+NUMBER_STARTS = frozenset("-0123456789")
+
+
+def released_by_block(doc: str, offset: int | None) -> str:
+    """What a block releases with a lookahead of 1 or more: the text before the breaking
+    character, stopped before the document's end (its close, or a top-level number)."""
+    before = doc if offset is None else doc[:offset]
+    body = before.lstrip(JSON_WHITESPACE)
+    if body[:1] in NUMBER_STARTS:
+        return before[: len(before) - len(body)]
+    try:
+        json.loads(before)
+    except ValueError:
+        return before
+    return before.rstrip(JSON_WHITESPACE)[:-1]
 
 
 OK = "ok"
@@ -150,14 +170,15 @@ SYNTAX_CASES = [
 
 
 @pytest.mark.parametrize(("doc", "verdict", "offset"), SYNTAX_CASES)
-def test_syntax_case(doc: str, verdict: str, offset: int | None) -> None:
+@pytest.mark.parametrize("lookahead", [0, 1], ids=["no-lookahead", "default"])
+def test_syntax_case(doc: str, verdict: str, offset: int | None, lookahead: int) -> None:
     """Each case gets its verdict and error offset both whole and one character at a time."""
-    run = run_both(factory(), doc)
+    run = run_both(factory(lookahead_chars=lookahead), doc)
     if verdict == OK:
         assert (None, doc) == (run.block, run.text)
         return
     assert expected_reason(verdict, offset) == run.block
-    assert doc[:offset] == run.text
+    assert (released_by_block(doc, offset) if lookahead else doc[:offset]) == run.text
     assert [("json_syntax", "blocked")] == [(f.rule, f.action) for f in run.findings]
 
 
@@ -199,12 +220,12 @@ def test_stage_passes_the_compliance_kit(config: dict[str, Any], end: ChannelEnd
 # Lookahead and whole-document mode.
 
 
-def test_default_lookahead_holds_the_last_sixteen_characters() -> None:
-    """By default the stage keeps the newest 16 validated characters back."""
+def test_default_lookahead_holds_one_character() -> None:
+    """By default the stage keeps only the newest validated character back mid-document."""
     stage = factory().open(JSON_CHANNEL)
     doc = '{"message": "' + "x" * 30
-    assert doc[:-16] == stage.feed(doc).text
-    assert 16 == stage.held
+    assert doc[:-1] == stage.feed(doc).text
+    assert 1 == stage.held
 
 
 def test_zero_lookahead_releases_each_piece_at_once() -> None:
@@ -215,10 +236,11 @@ def test_zero_lookahead_releases_each_piece_at_once() -> None:
     assert 0 == run.max_held
 
 
-def test_closing_brace_is_checked_before_it_is_released() -> None:
-    """Even with no lookahead the final ``}`` is withheld when it reveals a missing property."""
+@pytest.mark.parametrize("lookahead", [0, 1, 16])
+def test_closing_brace_is_checked_before_it_is_released(lookahead: int) -> None:
+    """With any lookahead, none included, a ``}`` revealing a missing property is withheld."""
     schema = {"type": "object", "required": ["a", "b"]}
-    run = run_both(factory(lookahead_chars=0, schema=schema), '{"a": 1}')
+    run = run_both(factory(lookahead_chars=lookahead, schema=schema), '{"a": 1}')
     assert ('{"a": 1', expected_reason("missing required property 'b'", 7)) == (
         run.text,
         run.block,
@@ -226,10 +248,72 @@ def test_closing_brace_is_checked_before_it_is_released() -> None:
 
 
 def test_lookahead_keeps_a_complete_document_back_until_the_verdict() -> None:
-    """Trailing garbage within the lookahead stops the stream before the document went out."""
+    """Once the close arrives all before it goes out, whatever N; the close never does."""
     run = run_factory(factory(lookahead_chars=16), ['{"a": 1}', " x"], JSON_CHANNEL)
-    assert ["", '{"a": 1} '] == run.releases
+    assert ['{"a": 1', ""] == run.releases
     assert expected_reason("trailing data after the document", 9) == run.block
+
+
+@pytest.mark.parametrize("lookahead", [1, 3])
+def test_valid_document_holds_the_lookahead_then_only_its_end(lookahead: int) -> None:
+    """Token by token, at most N characters wait until the close; then only the close and
+    the whitespace after it wait, until the channel finishes."""
+    body = ['{"', "name", '":', ' "', "Ada", '",', ' "', "tags", '":', " [", '"x', '"]']
+    stage = factory(lookahead_chars=lookahead).open(JSON_CHANNEL)
+    held = []
+    for piece in [*body, "}", "\n", " "]:
+        stage.feed(piece)
+        held.append(stage.held)
+    assert all(count <= lookahead for count in held[: len(body)])
+    assert [1, 2, 3] == held[len(body) :]
+    assert "}\n " == stage.finish(ChannelEnd.COMPLETE).text
+    assert 0 == stage.held
+
+
+def test_trailing_garbage_after_the_close_never_releases_the_close() -> None:
+    """Garbage after a held close blocks the stream; the client never saw the close."""
+    run = run_factory(factory(), ['{"a": [1]', "}", "\n", " x"], JSON_CHANNEL)
+    assert ('{"a": [1]', expected_reason("trailing data after the document", 12)) == (
+        run.text,
+        run.block,
+    )
+    assert [Finding("json_syntax", "blocked", 12, 13)] == run.findings
+
+
+def test_second_document_after_the_close_is_blocked_before_the_close() -> None:
+    """A model that writes two documents is stopped with the first still unclosed."""
+    run = run_both(factory(), '{"a": 1}\n{"a": 2}')
+    assert ('{"a": 1', expected_reason("second top-level value", 9)) == (run.text, run.block)
+
+
+def test_top_level_number_is_held_whole_until_the_channel_ends() -> None:
+    """Every prefix of a number is a number, so a top-level one waits from its first digit."""
+    run = run_factory(factory(), [" 1", "2", "3"], JSON_CHANNEL)
+    assert [" ", "", "", "123"] == run.releases
+    over = run_factory(factory(schema={"maximum": 100}), ["1", "2", "3"], JSON_CHANNEL)
+    assert ("", expected_reason("number above maximum 100", None)) == (over.text, over.block)
+
+
+def test_zero_lookahead_releases_the_close_at_once() -> None:
+    """With ``lookahead_chars: 0`` the close goes out with its piece: validate and flag only."""
+    run = run_factory(factory(lookahead_chars=0), ['{"a": 1', "}", "\n"], JSON_CHANNEL)
+    assert ['{"a": 1', "}", "\n", ""] == run.releases
+
+
+def test_trailing_whitespace_past_the_bound_meets_the_overflow_policy() -> None:
+    """More trailing whitespace than the bound covers overflows; the close stays unreleased."""
+    config = """
+routes:
+  - name: r
+    upstream: {url: "http://127.0.0.1:1"}
+    stages:
+      - {type: json, on_overflow: block}
+"""
+    chain = ResponseFilter(build_plans(parse_config(config))["r"]).chain(JSON_CHANNEL)
+    released = chain.feed('{"a": 1}').text + chain.feed("\n" * (HELD_END_CHARS - 1)).text
+    assert ('{"a": 1', HELD_END_CHARS) == (released, chain.held)
+    release = chain.feed("\n")
+    assert ("", "json: held text over its chars bound") == (release.text, release.block)
 
 
 def test_without_lookahead_garbage_only_stops_what_follows() -> None:
@@ -247,6 +331,12 @@ def test_whole_mode_releases_only_at_the_end() -> None:
     assert (len(doc), 0) == (run.max_held, run.held_after_finish)
 
 
+def test_whole_mode_releases_nothing_after_trailing_garbage() -> None:
+    """Whole mode is unchanged by the close rule: trailing garbage still releases nothing."""
+    run = run_both(factory(whole=True), '{"a": 1} x')
+    assert ("", expected_reason("trailing data after the document", 9)) == (run.text, run.block)
+
+
 def test_whole_mode_releases_nothing_of_an_invalid_document() -> None:
     """An invalid document in whole mode reaches the client not at all."""
     run = run_both(factory(whole=True), '{"items": [1, 2,]}')
@@ -254,14 +344,15 @@ def test_whole_mode_releases_nothing_of_an_invalid_document() -> None:
 
 
 def test_max_holdback_follows_the_mode() -> None:
-    """The declared bound is the lookahead, the size limit in whole mode, 0 when flagging."""
+    """The bound covers the lookahead or the held end, the document in whole mode, 0 to flag."""
     bounds = (
         factory().max_holdback,
-        factory(lookahead_chars=3).max_holdback,
+        factory(lookahead_chars=100).max_holdback,
+        factory(lookahead_chars=0).max_holdback,
         factory(whole=True, max_chars=500).max_holdback,
         factory(action="flag").max_holdback,
     )
-    assert (16, 3, 500, 0) == bounds
+    assert (HELD_END_CHARS, 100, 0, 500, 0) == bounds
 
 
 # End of channel.
@@ -773,14 +864,19 @@ def broken_documents(draw: st.DrawFn) -> tuple[dict[str, Any], str, int]:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_broken_document_never_releases_the_breaking_character(data: st.DataObject) -> None:
-    """The stream stops exactly at the breaking character; nothing from it on is released."""
+    """The stream stops at the breaking character, or before the document's end if that came
+    first; nothing from either on is released."""
     schema, doc, breaking = data.draw(broken_documents())
     whole = data.draw(st.booleans())
-    fac = factory(whole=True) if whole else factory(lookahead_chars=data.draw(st.integers(0, 24)))
+    lookahead = data.draw(st.integers(0, 24))
+    fac = factory(whole=True) if whole else factory(lookahead_chars=lookahead)
     run = run_factory(fac, data.draw(chunkings(doc)), json_channel(schema))
     assert run.block is not None
     assert run.block.endswith(f" at char {breaking}")
-    assert ("" if whole else doc[:breaking]) == run.text
+    if whole:
+        assert "" == run.text
+    else:
+        assert (released_by_block(doc, breaking) if lookahead else doc[:breaking]) == run.text
 
 
 JSON_VALUES = st.recursive(
