@@ -165,6 +165,8 @@ class LimitsConfig(_Strict):
     """Largest request body accepted; a larger one is answered with 413."""
     max_event_bytes: int = Field(default=1024 * 1024, gt=0)
     """Largest single upstream SSE event; a larger one ends the stream with an error event."""
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Largest non-streamed upstream reply the proxy reads to filter (502 above it)."""
     max_concurrent_streams: int | None = Field(default=1000, gt=0)
     """Most requests one process proxies at once, streamed or not (a non-streamed completion
     holds its upstream just as long). The excess is answered at once with 503 and

@@ -22,6 +22,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from pipeline import auth
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
@@ -141,14 +142,28 @@ def _reply_headers(headers: CIMultiDictProxy[str], *, filtered: bool) -> CIMulti
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
-def _upstream_url(route: RouteConfig | None, upstream: UpstreamConfig, request: web.Request) -> str:
-    path = request.raw_path
-    if not path.startswith("/"):  # an absolute-form request line: its host is ignored
-        path = request.rel_url.raw_path_qs
-    prefix = upstream.strip_prefix
-    if prefix and path.startswith(prefix):
+class ForbiddenTargetError(Exception):
+    """A request path that would leave the configured upstream's origin."""
+
+
+def upstream_url(upstream: UpstreamConfig, request: web.Request) -> URL:
+    """The configured upstream plus the request's path and query — never another origin.
+
+    The path is taken from the request's relative URL (an absolute-form request line's
+    host is ignored), ``strip_prefix`` is removed only at a path-segment boundary, and the
+    result must keep the upstream's scheme, host and port: a path such as
+    ``/openai.evil.example/v1`` can never turn into another host.
+    """
+    path = request.rel_url.raw_path or "/"
+    prefix = upstream.strip_prefix.rstrip("/")
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
         path = path[len(prefix) :] or "/"
-    return upstream.url + path
+    query = request.rel_url.raw_query_string
+    target = URL(upstream.url + path + (f"?{query}" if query else ""), encoded=True)
+    base = URL(upstream.url)
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        raise ForbiddenTargetError(f"path {request.rel_url.raw_path!r} leaves the upstream")
+    return target
 
 
 def error_body(protocol: Protocol, status: int, message: str, code: str) -> dict[str, Any]:
@@ -171,6 +186,30 @@ def _protocol_by_path(snapshot: Snapshot, request: web.Request) -> Protocol:
     return select(Protocol.AUTO, request.method, request.path)
 
 
+@dataclass(slots=True)
+class Exchange:
+    """One client request on its way through the proxy, and where it is going."""
+
+    request: web.Request
+    body: bytes
+    info: RequestInfo
+    snapshot: Snapshot
+    stats: RequestStats
+    upstream: UpstreamConfig
+    protocol: Protocol
+    route: RouteConfig | None
+    """None for an unmatched request passed through (never filtered)."""
+
+    @property
+    def filters(self) -> bool:
+        """Whether the reply goes through the route's stages (a protocol claims it)."""
+        return self.route is not None and self.protocol in ADAPTERS
+
+    def filter(self) -> ResponseFilter:
+        assert self.route is not None
+        return ResponseFilter(self.snapshot.plans[self.route.name])
+
+
 class ProxyHandler:
     """The catch-all aiohttp handler for one app. Holds nothing per request."""
 
@@ -188,6 +227,11 @@ class ProxyHandler:
         request[REQUEST_STATS] = stats
         try:
             return await self._handle(request, snapshot, stats)
+        except Exception as exc:  # a proxy bug answers in the protocol's shape, never a hang
+            log.exception("proxy_error", path=request.path)
+            stats.status, stats.error, stats.error_code = 500, repr(exc)[:200], "proxy_error"
+            protocol = _protocol_by_path(snapshot, request)
+            return _error(protocol, 500, "the proxy failed to handle the request", "proxy_error")
         finally:
             stats.finished = time.perf_counter()
             self.state.observe(stats)
@@ -212,9 +256,10 @@ class ProxyHandler:
             if unmatched.action == "reject" or unmatched.upstream is None:
                 stats.status = 404
                 return _error(Protocol.AUTO, 404, f"no route for {request.path}", "not_found")
-            return await self._admitted(
-                request, body, None, unmatched.upstream, Protocol.PASSTHROUGH, info, snapshot, stats
+            exchange = Exchange(
+                request, body, info, snapshot, stats, unmatched.upstream, Protocol.PASSTHROUGH, None
             )
+            return await self._admitted(exchange)
         stats.route = route.name
         protocol = select(route.protocol, request.method, request.path)
         if bad is not None and protocol is not Protocol.PASSTHROUGH:
@@ -225,53 +270,36 @@ class ProxyHandler:
             stats.status = 401
             message = f"missing or unknown {auth.HEADER} header"
             return _error(protocol, 401, message, "authentication_error")
-        return await self._admitted(
-            request, body, route, route.upstream, protocol, info, snapshot, stats
-        )
+        exchange = Exchange(request, body, info, snapshot, stats, route.upstream, protocol, route)
+        return await self._admitted(exchange)
 
-    async def _admitted(
-        self,
-        request: web.Request,
-        body: bytes,
-        route: RouteConfig | None,
-        upstream: UpstreamConfig,
-        protocol: Protocol,
-        info: RequestInfo,
-        snapshot: Snapshot,
-        stats: RequestStats,
-    ) -> web.StreamResponse:
+    async def _admitted(self, exchange: Exchange) -> web.StreamResponse:
         """:meth:`_forward` within the concurrency limit; refused at once (503) beyond it."""
-        limits = snapshot.config.proxy.limits
+        limits = exchange.snapshot.config.proxy.limits
         admission = self.state.admission
         if not admission.enter(limits.max_concurrent_streams):
-            stats.status = 503
+            exchange.stats.status = 503
             reason = (
                 "the proxy is shutting down"
                 if admission.draining
                 else f"the proxy is at its limit of {limits.max_concurrent_streams} requests"
             )
-            refusal = _error(protocol, 503, f"{reason}; retry shortly", "overloaded_error")
+            refusal = _error(exchange.protocol, 503, f"{reason}; retry shortly", "overloaded_error")
             refusal.headers["Retry-After"] = str(limits.retry_after_s)
             return refusal
         try:
-            return await self._forward(
-                request, body, route, upstream, protocol, info, snapshot, stats
-            )
+            return await self._forward(exchange)
         finally:
             admission.leave()
 
-    async def _forward(
-        self,
-        request: web.Request,
-        body: bytes,
-        route: RouteConfig | None,
-        upstream: UpstreamConfig,
-        protocol: Protocol,
-        info: RequestInfo,
-        snapshot: Snapshot,
-        stats: RequestStats,
-    ) -> web.StreamResponse:
+    async def _forward(self, exchange: Exchange) -> web.StreamResponse:
+        stats, upstream, protocol = exchange.stats, exchange.upstream, exchange.protocol
         stats.protocol = protocol.value
+        try:
+            url = upstream_url(upstream, exchange.request)
+        except ForbiddenTargetError as exc:
+            stats.status = 400
+            return _error(protocol, 400, str(exc), "invalid_request_error")
         timeout = aiohttp.ClientTimeout(
             total=upstream.total_timeout_s,
             sock_connect=upstream.connect_timeout_s,
@@ -280,10 +308,10 @@ class ProxyHandler:
         stats.upstream_sent = time.perf_counter()
         try:
             upstream_response = await self.state.session.request(
-                request.method,
-                _upstream_url(route, upstream, request),
-                data=body or None,
-                headers=_forward_headers(request.headers, upstream, protocol),
+                exchange.request.method,
+                url,
+                data=exchange.body or None,
+                headers=_forward_headers(exchange.request.headers, upstream, protocol),
                 timeout=timeout,
                 allow_redirects=False,
             )
@@ -296,30 +324,30 @@ class ProxyHandler:
         stats.upstream_ready = time.perf_counter()
         async with upstream_response:
             stats.status = upstream_response.status
+            if not exchange.filters or upstream_response.status >= 300:
+                return await self._passthrough(exchange, upstream_response)
             content_type = upstream_response.content_type
-            filtered = protocol in ADAPTERS and route is not None and upstream_response.status < 400
-            if filtered and route is not None and content_type == "text/event-stream":
-                plan = snapshot.plans[route.name]
-                adapter = ADAPTERS[protocol].stream(ResponseFilter(plan), info)
-                return await self._stream(request, upstream_response, adapter, snapshot, stats)
-            if filtered and route is not None and content_type == "application/json":
-                return await self._body(upstream_response, protocol, route, info, snapshot, stats)
-            return await self._passthrough(request, upstream_response, stats)
+            if content_type == "text/event-stream":
+                adapter = ADAPTERS[protocol].stream(exchange.filter(), exchange.info)
+                return await self._stream(exchange, upstream_response, adapter)
+            if content_type == "application/json":
+                return await self._body(exchange, upstream_response)
+            # Fail closed: a reply the route should filter but cannot read never passes.
+            stats.status, stats.error_code = 502, "upstream_bad_body"
+            stats.error = f"upstream replied with {content_type!r}, which cannot be filtered"
+            return _error(protocol, 502, stats.error, "upstream_error")
 
     async def _stream(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        adapter: StreamAdapter,
-        snapshot: Snapshot,
-        stats: RequestStats,
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse, adapter: StreamAdapter
     ) -> web.StreamResponse:
         """bytes → SSE items → adapter (stage chains) → bytes, one upstream read at a time."""
+        stats = exchange.stats
         response = web.StreamResponse(
             status=upstream.status, headers=_reply_headers(upstream.headers, filtered=True)
         )
-        await response.prepare(request)
-        decoder = SSEDecoder(max_event_bytes=snapshot.config.proxy.limits.max_event_bytes)
+        await response.prepare(exchange.request)
+        limits = exchange.snapshot.config.proxy.limits
+        decoder = SSEDecoder(max_event_bytes=limits.max_event_bytes)
         live = self.state.streams.open(stats)
         try:
             tail = await self._pump(upstream, decoder, adapter, response, stats)
@@ -333,6 +361,11 @@ class ProxyHandler:
                 raise
             stats.error, stats.error_code = stopped, "shutdown"
             await response.write(adapter.fail(stopped, SHUTDOWN_CODE))
+            await response.write_eof()
+        except Exception as exc:  # a bug past prepare(): end with an error event, never hang
+            log.exception("stream_failed", path=stats.path)
+            stats.error, stats.error_code = repr(exc)[:200], "proxy_error"
+            await response.write(adapter.fail("the proxy failed while filtering", "proxy_error"))
             await response.write_eof()
         finally:
             self.state.streams.close(live)
@@ -379,31 +412,17 @@ class ProxyHandler:
             return adapter.fail(f"{what} before the stream completed", "upstream_error")
 
     async def _body(
-        self,
-        upstream: aiohttp.ClientResponse,
-        protocol: Protocol,
-        route: RouteConfig,
-        info: RequestInfo,
-        snapshot: Snapshot,
-        stats: RequestStats,
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
-        raw = await upstream.read()
-        stats.upstream_ready = time.perf_counter()
-        if upstream.headers.get("Content-Encoding", "identity") in ("gzip", "deflate"):
-            raw = zlib.decompress(raw, wbits=47)  # 47: accept gzip or zlib headers
+        stats, protocol = exchange.stats, exchange.protocol
+        limit = exchange.snapshot.config.proxy.limits.max_response_bytes
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            stats.status, stats.error = 502, "upstream sent invalid JSON"
-            stats.error_code = "upstream_bad_body"
-            return _error(protocol, 502, "upstream sent a body that is not JSON", "upstream_error")
-        if not isinstance(body, dict):
-            stats.status, stats.error = 502, "upstream sent a non-object JSON body"
-            stats.error_code = "upstream_bad_body"
-            return _error(
-                protocol, 502, "upstream sent a JSON body that is not an object", "upstream_error"
-            )
-        adapter = ADAPTERS[protocol].body(ResponseFilter(snapshot.plans[route.name]), info)
+            body = _parse_reply(await _read_reply(upstream, limit), upstream.headers)
+        except BadReplyError as exc:
+            stats.status, stats.error, stats.error_code = 502, str(exc), "upstream_bad_body"
+            return _error(protocol, 502, f"upstream reply unusable: {exc}", "upstream_error")
+        stats.upstream_ready = time.perf_counter()
+        adapter = ADAPTERS[protocol].body(exchange.filter(), exchange.info)
         filtered = await adapter.filter(body)
         stats.blocked = adapter.blocked
         stats.findings = [_finding_record(f) for f in adapter.response.findings]
@@ -412,21 +431,50 @@ class ProxyHandler:
         return web.json_response(filtered, status=upstream.status, headers=headers)
 
     async def _passthrough(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, stats: RequestStats
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=upstream.status, headers=_reply_headers(upstream.headers, filtered=False)
         )
-        await response.prepare(request)
+        await response.prepare(exchange.request)
         try:
             async for data in upstream.content.iter_any():
                 await response.write(data)
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            stats.error = f"upstream broke during pass-through: {type(exc).__name__}"
-            stats.error_code = "upstream_broken"
+            exchange.stats.error = f"upstream broke during pass-through: {type(exc).__name__}"
+            exchange.stats.error_code = "upstream_broken"
             upstream.close()
         await response.write_eof()
         return response
+
+
+class BadReplyError(Exception):
+    """An upstream JSON reply the proxy cannot read; answered with 502."""
+
+
+async def _read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole reply body, refused past ``limit`` bytes (before it is all in memory)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in upstream.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise BadReplyError(f"larger than the proxy's limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _parse_reply(raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """A reply body as a JSON object (gzip/deflate undone: the proxy asked for identity)."""
+    try:
+        if headers.get("Content-Encoding", "identity") in ("gzip", "deflate"):
+            raw = zlib.decompress(raw, wbits=47)  # 47: gzip or zlib header
+        body = json.loads(raw)
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadReplyError(f"not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(body, dict):
+        raise BadReplyError("a JSON value that is not an object")
+    return body
 
 
 def _finding_record(finding: Any) -> dict[str, Any]:

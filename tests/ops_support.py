@@ -217,7 +217,7 @@ def serve_process(
         *serve_args,
     )
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+        process = subprocess.Popen(
             command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=_env(env)
         )
     try:
@@ -243,7 +243,7 @@ def serve_process(
 def simulator_process(*args: str) -> Iterator[str]:
     """The simulator in a process of its own (subprocess tests outlive one event loop)."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+    process = subprocess.Popen(
         cli("simulate", "--port", str(port), *args),
         cwd=REPO,
         stdout=subprocess.DEVNULL,

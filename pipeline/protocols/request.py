@@ -34,6 +34,8 @@ class RequestInfo:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequestError("request body is nested too deeply") from None
         if not isinstance(data, dict):
             raise BadRequestError("request body must be a JSON object")
         return cls.from_json(data)
