@@ -31,7 +31,9 @@ PROTOCOL = "openai-chat"
 # Compact like the upstream's own chunks; ASCII escapes so a lone surrogate from upstream
 # JSON can never make the UTF-8 encoding of the event fail.
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-_TEXT_FIELDS = ("content", "refusal")
+# reasoning_content / reasoning: the model's reasoning as OpenAI-compatible servers stream it
+# (DeepSeek, vLLM, OpenRouter); unsigned, so it is filtered like any other text.
+_TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
 _ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
 
 
@@ -136,42 +138,53 @@ class OpenAIChatStream(StreamAdapter):
         return await self._rewrite(event, chunk, choices)
 
     async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
+        """Filter one chunk's choices; the chunk, then any flushed text, then moved finishes.
+
+        A choice whose chains still held text when it finished has its ``finish_reason``
+        moved to a chunk of its own after the flushed text, so nothing the upstream sent
+        in that chunk (a tool call's id and name, say) is ever reordered. A block stops at
+        once: nothing of this chunk that was not filtered goes out, and the choice that
+        blocked is ended with ``content_filter`` — never with the upstream's own reason.
+        """
         changed = False
-        before: list[dict[str, Any]] = []  # flushed text that must precede a finish_reason
+        flushes: list[dict[str, Any]] = []
+        finishes: list[dict[str, Any]] = []
         kept: list[Any] = []
-        emptied = True
         for choice in choices:
+            kept.append(choice)
             if not isinstance(choice, dict):
-                kept.append(choice)
-                emptied = False
                 continue
             index = choice.get("index", 0)
             self._choices.note(index)
-            delta = self._delta_of(choice)
-            altered, held = await self._filter_delta(index, delta)
-            kept.append(choice)
+            altered, held = await self._filter_delta(index, self._delta_of(choice))
             if altered or (held and choice.get("logprobs") is not None):
                 changed = True
                 choice["logprobs"] = None
             finish_reason = choice.get("finish_reason")
-            if finish_reason is not None:
+            flush: dict[str, Any] = {}
+            if self.blocked is None and finish_reason is not None:
                 flush = await self._finish_choice(index, _end_for(finish_reason))
-                if self.blocked is None and flush:
-                    fields = self.text_fields
-                    text = _text_of(delta, fields)
-                    before.append(self._choice(index, _merge_deltas(text, flush, fields)))
-                    _strip_text(delta, fields)
-                    changed = True
-                self._choices.finished.add(index)
+                if flush:
+                    flushes.append(self._choice(index, flush))
+                if self.blocked is None:
+                    self._choices.finished.add(index)
+                    if flush:
+                        finishes.append(self._choice(index, {}, finish_reason))
+            if finish_reason is not None and (flush or self.blocked is not None):
+                choice["finish_reason"] = None
+                changed = True
             if self.blocked is not None:
+                changed = changed or len(kept) < len(choices)
                 break
-            if not self._is_empty(choice):
-                emptied = False
-        out = b"".join(encode_data(_dumps(self._chunk(c))) for c in before)
+        chunk["choices"] = kept
+        out = self._emit(event, chunk, changed, all(map(self._is_empty_choice, kept)))
+        out += b"".join(encode_data(_dumps(self._chunk(c))) for c in (*flushes, *finishes))
         if self.blocked is not None:
-            chunk["choices"] = kept
-            return out + self._emit(event, chunk, changed, False) + self._end_blocked()
-        return out + self._emit(event, chunk, changed, emptied)
+            out += self._end_blocked()
+        return out
+
+    def _is_empty_choice(self, choice: object) -> bool:
+        return isinstance(choice, dict) and self._is_empty(choice)
 
     def _emit(self, event: Event, chunk: dict[str, Any], changed: bool, emptied: bool) -> bytes:
         if not changed:
@@ -181,33 +194,42 @@ class OpenAIChatStream(StreamAdapter):
         return encode_data(_dumps(chunk), event.event)
 
     async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
-        """Filter every text field of one delta in place: (it changed, text is held)."""
+        """Filter every text field of one delta in place: (it changed, text is held).
+
+        Once a block is decided, every later field and tool call of the delta is emptied:
+        nothing that did not go through the stages leaves with the block.
+        """
         if not isinstance(delta, dict):
             return False, False
         held, altered = False, False
         for field in self.text_fields:
             piece = delta.get(field)
-            if isinstance(piece, str) and piece:
-                self.text_chunks += 1
-                chain = self._choices.chain(index, field)
-                release = await feed(chain, piece)
-                held = held or chain.held > 0
-                if release.text != piece:
-                    delta[field] = release.text
-                    altered = True
-                self.released_chars += len(release.text)
-                if self._check_block(release):
-                    return True, held
+            if not isinstance(piece, str) or not piece:
+                continue
+            if self.blocked is not None:
+                delta[field] = ""
+                altered = True
+                continue
+            self.text_chunks += 1
+            chain = self._choices.chain(index, field)
+            release = await feed(chain, piece)
+            held = held or chain.held > 0
+            if release.text != piece:
+                delta[field] = release.text
+                altered = True
+            self.released_chars += len(release.text)
+            self._check_block(release)
         tool_calls = delta.get("tool_calls")
         if isinstance(tool_calls, list):
             kept_calls = []
             for call in tool_calls:
+                if self.blocked is not None:
+                    altered = True  # dropped: it never went through the stages
+                    continue
                 keep, call_altered = await self._filter_tool_call(index, call)
                 altered = altered or call_altered
                 if keep:
                     kept_calls.append(call)
-                if self.blocked is not None:
-                    break
             if altered:
                 delta["tool_calls"] = kept_calls
         return altered, held
@@ -265,11 +287,11 @@ class OpenAIChatStream(StreamAdapter):
             if index in self._choices.finished:
                 continue
             flush = await self._finish_choice(index, ChannelEnd.COMPLETE)
-            self._choices.finished.add(index)
             if flush:
                 out.append(encode_data(_dumps(self._chunk(self._choice(index, flush)))))
             if self.blocked is not None:
                 return b"".join(out) + self._end_blocked()
+            self._choices.finished.add(index)
         return b"".join(out)
 
     def _delta_of(self, choice: dict[str, Any]) -> object:
@@ -311,60 +333,6 @@ class OpenAIChatStream(StreamAdapter):
         # The SDKs raise on a chunk carrying "error"; no [DONE] follows an incomplete stream.
         body = {"error": {"message": message, "type": "proxy_error", "code": code, "param": None}}
         return encode_data(_dumps(body))
-
-
-def _text_of(delta: object, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The text a delta carries, as a delta of its own (tool-call arguments included)."""
-    if not isinstance(delta, dict):
-        return {}
-    out: dict[str, Any] = {
-        f: delta[f] for f in fields if isinstance(delta.get(f), str) and delta[f]
-    }
-    calls = [
-        {"index": c.get("index", 0), "function": {"arguments": c["function"]["arguments"]}}
-        for c in delta.get("tool_calls") or []
-        if isinstance(c, dict)
-        and isinstance(c.get("function"), dict)
-        and isinstance(c["function"].get("arguments"), str)
-        and c["function"]["arguments"]
-        and not ({"id", "type"} & c.keys() or "name" in c["function"])
-    ]
-    if calls:
-        out["tool_calls"] = calls
-    return out
-
-
-def _strip_text(delta: object, fields: tuple[str, ...]) -> None:
-    """Remove what :func:`_text_of` moved into the flush chunk."""
-    if not isinstance(delta, dict):
-        return
-    for field in fields:
-        if isinstance(delta.get(field), str) and delta[field]:
-            delta[field] = ""
-    calls = delta.get("tool_calls")
-    if isinstance(calls, list):
-        delta["tool_calls"] = [
-            c
-            for c in calls
-            if not isinstance(c, dict)
-            or {"id", "type"} & c.keys()
-            or "name" in (c.get("function") or {})
-        ]
-        if not delta["tool_calls"]:
-            del delta["tool_calls"]
-
-
-def _merge_deltas(
-    first: dict[str, Any], second: dict[str, Any], fields: tuple[str, ...]
-) -> dict[str, Any]:
-    merged = dict(first)
-    for field in fields:
-        if field in second:
-            merged[field] = merged.get(field, "") + second[field]
-    calls = [*first.get("tool_calls", []), *second.get("tool_calls", [])]
-    if calls:
-        merged["tool_calls"] = calls
-    return merged
 
 
 def _delta_is_empty(delta: object) -> bool:
