@@ -99,10 +99,16 @@ class BufferConfig(_Strict):
     channel until it ends, so stages see it whole (no streaming: an explicit choice)."""
     max_holdback_chars: int = Field(default=1024, ge=0)
     """Most characters any one stage may hold on one channel. 0 means hold nothing."""
+    max_whole_chars: int = Field(default=1024 * 1024, gt=0)
+    """In ``whole_response`` mode, the most characters one channel may collect before its
+    stages see it; past it the overflow policy applies (``pass`` counts as ``mask``)."""
     max_holdback_ms: float | None = Field(default=None, ge=0)
-    """Oldest held text may be this old when the next text arrives for its channel.
-    Checked as text arrives, never by a timer, so an upstream pausing (a tool call being
-    prepared) does not misfire it."""
+    """How long held text may wait while the stream keeps flowing, checked as text arrives
+    (never by a timer). Silences longer than ``pause_ms`` do not count, so an upstream
+    pausing (a tool call being prepared) never makes it fire."""
+    pause_ms: float = Field(default=1000.0, gt=0)
+    """A silence between two upstream pieces longer than this is the upstream pausing, not
+    the stage holding: it is left out of ``max_holdback_ms``."""
     on_overflow: OverflowPolicy = OverflowPolicy.MASK
     """What happens past either bound; see :class:`pipeline.stage.OverflowPolicy`."""
 

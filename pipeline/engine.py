@@ -131,31 +131,60 @@ def build_plans(config: LoadedConfig) -> dict[str, RoutePlan]:
     return plans
 
 
+class _BrokenStage:
+    """Stands in for a stage whose ``open`` raised: every call fails by its ``on_error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @property
+    def held(self) -> int:
+        return 0
+
+    def feed(self, text: str) -> Release:
+        raise self.error
+
+    def finish(self, end: ChannelEnd) -> Release:
+        raise self.error
+
+
 class _Slot:
     """One opened stage inside a chain, with its running counters."""
 
-    __slots__ = ("base", "bound", "fed", "held", "held_since", "is_async", "stage", "tail")
+    __slots__ = ("base", "bound", "fed", "held", "held_ms", "is_async", "stage", "tail")
 
     def __init__(self, bound: BoundStage, channel: Channel) -> None:
         self.bound = bound
-        self.stage: Stage | AsyncStage = bound.factory.open(channel)
         self.is_async = bound.factory.is_async
+        self.stage = self._open(channel)
         self.fed = 0
         """Characters fed since the channel opened (offsets of findings)."""
         self.base = 0
         """Offset at which the current stage instance started (after a restart)."""
-        self.held_since: float | None = None
         self.held = 0
         """What the stage held after its last successful call."""
+        self.held_ms = 0.0
+        """How long the held text has waited while the stream kept flowing."""
         self.tail: str | None = "" if bound.on_error is ErrorPolicy.PASS else None
         """The latest input, kept only under ``on_error: pass`` so a failing stage's held
         text can still be released rather than lost."""
 
+    def _open(self, channel: Channel) -> Stage | AsyncStage | _BrokenStage:
+        try:
+            return self.bound.factory.open(channel)
+        except Exception as exc:  # e.g. a request-supplied schema the stage refuses
+            log.exception(
+                "stage_open_failed", stage=self.bound.id, channel=channel.key, error=str(exc)[:200]
+            )
+            return _BrokenStage(exc)
+
     def restart(self, channel: Channel) -> None:
-        self.stage = self.bound.factory.open(channel)
+        self.stage = self._open(channel)
         self.base = self.fed
-        self.held_since = None
         self.held = 0
+        self.held_ms = 0.0
         if self.tail is not None:
             self.tail = ""
 
@@ -163,7 +192,19 @@ class _Slot:
 class Chain:
     """The stages of one route, opened for one channel, fed in YAML order."""
 
-    __slots__ = ("_pending", "_slots", "_track_time", "_whole", "channel", "findings", "is_async")
+    __slots__ = (
+        "_last_arrival",
+        "_pause_s",
+        "_pending",
+        "_pending_chars",
+        "_slots",
+        "_track_time",
+        "_whole",
+        "_whole_bound",
+        "channel",
+        "findings",
+        "is_async",
+    )
 
     def __init__(self, plan: RoutePlan, channel: Channel) -> None:
         self.channel = channel
@@ -171,7 +212,11 @@ class Chain:
         self.is_async = any(slot.is_async for slot in self._slots)
         self._whole = plan.whole_response and bool(self._slots)
         self._pending: list[str] = []
+        self._pending_chars = 0
+        self._whole_bound = plan.route.buffer.max_whole_chars
         self._track_time = any(slot.bound.max_ms is not None for slot in self._slots)
+        self._pause_s = plan.route.buffer.pause_ms / 1000.0
+        self._last_arrival: float | None = None
         self.findings: list[Finding] = []
 
     @property
@@ -182,70 +227,113 @@ class Chain:
     @property
     def held(self) -> int:
         """Characters held anywhere in the chain (a whole-response buffer included)."""
-        return sum(map(len, self._pending)) + sum(slot.stage.held for slot in self._slots)
+        return self._pending_chars + sum(slot.stage.held for slot in self._slots)
 
     def feed(self, text: str) -> Release:
         """Run ``text`` through every stage (sync chains only)."""
         if self._whole:
-            self._pending.append(text)
-            return NOTHING
+            return self._hold_whole(text)
         return self._run_sync(text, None)
 
     def finish(self, end: ChannelEnd) -> Release:
         """End the channel: every stage decides what it holds (sync chains only)."""
         if self._whole:
-            return self._run_sync("".join(self._pending), end)
+            return self._run_sync(self._take_pending(), end)
         return self._run_sync("", end)
 
     async def afeed(self, text: str) -> Release:
         """:meth:`feed` for chains that contain an async stage."""
         if self._whole:
-            self._pending.append(text)
-            return NOTHING
+            return self._hold_whole(text)
         return await self._run_async(text, None)
+
+    def _hold_whole(self, text: str) -> Release:
+        """``whole_response``: keep the text, within the route's ``max_whole_chars``."""
+        self._pending.append(text)
+        self._pending_chars += len(text)
+        bound = self._whole_bound
+        if self._pending_chars <= bound:
+            return NOTHING
+        # Past the bound the whole buffer is decided by the first stage's overflow policy:
+        # block, or mask it all (``pass`` would release unfiltered text: treated as mask).
+        slot = self._slots[0]
+        held, self._pending, self._pending_chars = self._pending_chars, [], 0
+        finding = Finding(
+            "overflow", slot.bound.on_overflow.value, 0, held, slot.bound.id, self.channel.key
+        )
+        self.findings.append(finding)
+        log.warning("whole_response_overflow", channel=self.channel.key, held=held, bound=bound)
+        if slot.bound.on_overflow is OverflowPolicy.BLOCK:
+            return Release(
+                block=f"{slot.bound.id}: response over its {bound} chars bound", findings=(finding,)
+            )
+        return Release(slot.bound.mask, findings=(finding,))
 
     async def afinish(self, end: ChannelEnd) -> Release:
         """:meth:`finish` for chains that contain an async stage."""
         if self._whole:
-            return await self._run_async("".join(self._pending), end)
+            return await self._run_async(self._take_pending(), end)
         return await self._run_async("", end)
 
+    def _take_pending(self) -> str:
+        text, self._pending, self._pending_chars = "".join(self._pending), [], 0
+        return text
+
+    def _clock(self, end: ChannelEnd | None) -> None:
+        """Age the held text of every stage by the time since the last arrival.
+
+        Only time while the stream flows counts: a silence longer than ``pause_ms`` is the
+        upstream pausing (a tool call being prepared), which no stage can shorten, so it
+        never makes ``max_holdback_ms`` fire.
+        """
+        now = time.monotonic()
+        last, self._last_arrival = self._last_arrival, now
+        if last is None or end is not None or now - last > self._pause_s:
+            return
+        gap_ms = (now - last) * 1000.0
+        for slot in self._slots:
+            if slot.held:
+                slot.held_ms += gap_ms
+
     def _run_sync(self, text: str, end: ChannelEnd | None) -> Release:
-        now = time.monotonic() if self._track_time else 0.0
+        if self._track_time:
+            self._clock(end)
         findings: list[Finding] = []
         block: str | None = None
         for slot in self._slots:
-            if end is None and not text and slot.held_since is None:
+            if end is None and not text and not slot.held_ms:
                 continue
             stage = cast(Stage, slot.stage)  # feed() is only used when no stage is async
             try:
                 release = stage.feed(text) if text or end is None else NOTHING
                 if end is not None:
-                    release = _merge(release, stage.finish(end))
+                    release = merge_releases(release, stage.finish(end))
                 if not isinstance(release, Release):
                     raise TypeError(f"stage {slot.bound.id!r} returned {type(release).__name__}")
-                text, stop, early = self._settle(slot, text, release, end, now, findings)
+                text, stop, early = self._settle(slot, text, release, end, findings)
                 if early:
-                    text += self._early(slot, stage.finish(ChannelEnd.COMPLETE), findings)
+                    text, stop = self._early(
+                        slot, text, stage.finish(ChannelEnd.COMPLETE), findings
+                    )
             except Exception as exc:  # a stage bug must neither crash the stream nor leak text
                 text, stop = self._fail(slot, text, exc, findings)
             block = block or stop
         return self._result(text, block, findings)
 
     async def _run_async(self, text: str, end: ChannelEnd | None) -> Release:
-        now = time.monotonic() if self._track_time else 0.0
+        if self._track_time:
+            self._clock(end)
         findings: list[Finding] = []
         block: str | None = None
         for slot in self._slots:
-            if end is None and not text and slot.held_since is None:
+            if end is None and not text and not slot.held_ms:
                 continue
             try:
                 release = await self._call(slot, text, end)
-                text, stop, early = self._settle(slot, text, release, end, now, findings)
+                text, stop, early = self._settle(slot, text, release, end, findings)
                 if early:
-                    text += self._early(
-                        slot, await self._call(slot, "", ChannelEnd.COMPLETE), findings
-                    )
+                    last = await self._call(slot, "", ChannelEnd.COMPLETE)
+                    text, stop = self._early(slot, text, last, findings)
             except Exception as exc:  # time-outs too: fail by policy, never open by accident
                 text, stop = self._fail(slot, text, exc, findings)
             block = block or stop
@@ -260,7 +348,7 @@ class Chain:
                 last: Any = slot.stage.finish(end)
                 if asyncio.iscoroutine(last):
                     last = await last
-                release = _merge(release, last)
+                release = merge_releases(release, last)
             return release  # type: ignore[no-any-return]
 
         if not slot.is_async:
@@ -301,7 +389,6 @@ class Chain:
         fed: str,
         release: Release,
         end: ChannelEnd | None,
-        now: float,
         findings: list[Finding],
     ) -> tuple[str, str | None, bool]:
         """Account for one stage call: findings, bounds, overflow policy.
@@ -320,14 +407,10 @@ class Chain:
             return text, release.block, False
         held = slot.held = slot.stage.held
         if not held:
-            slot.held_since = None
+            slot.held_ms = 0.0
             return text, None, False
-        if slot.held_since is None:
-            slot.held_since = now
         over_chars = held > slot.bound.max_chars
-        over_ms = (
-            slot.bound.max_ms is not None and (now - slot.held_since) * 1000.0 > slot.bound.max_ms
-        )
+        over_ms = slot.bound.max_ms is not None and slot.held_ms > slot.bound.max_ms
         if not (over_chars or over_ms):
             return text, None, False
         return self._overflow(slot, text, held, "chars" if over_chars else "ms", findings)
@@ -356,11 +439,16 @@ class Chain:
         slot.restart(self.channel)
         return text + slot.bound.mask, None, False
 
-    def _early(self, slot: _Slot, release: Release, findings: list[Finding]) -> str:
-        """The ``pass`` overflow: what the stage decided when finished early, then afresh."""
+    def _early(
+        self, slot: _Slot, text: str, release: Release, findings: list[Finding]
+    ) -> tuple[str, str | None]:
+        """The ``pass`` overflow: what the stage decided when finished early, then afresh.
+
+        A block the stage decides then is kept: failing open never overrides a verdict.
+        """
         findings.extend(self._tag(slot, release.findings, slot.base))
         slot.restart(self.channel)
-        return release.text
+        return text + release.text, release.block
 
     def _tag(self, slot: _Slot, found: Iterable[Finding], base: int) -> list[Finding]:
         return [
@@ -382,7 +470,8 @@ class Chain:
         return Release(text, block, tuple(findings))
 
 
-def _merge(first: Release, second: Release) -> Release:
+def merge_releases(first: Release, second: Release) -> Release:
+    """Two consecutive releases of one stage or chain as one."""
     if first is NOTHING:
         return second
     return Release(

@@ -239,3 +239,12 @@ class RefuseFactory(StageFactory[StageConfig]):
 
     def open(self, channel: Channel) -> MaskWordStage:
         raise NotImplementedError
+
+
+class BadOpenFactory(StageFactory[StageConfig]):
+    """Opens a stage unless the channel carries a schema, which it refuses."""
+
+    def open(self, channel: Channel) -> MaskWordStage:
+        if channel.json_schema is not None:
+            raise ValueError("schema not supported")
+        return MaskWordStage(MaskWordConfig())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -216,3 +218,53 @@ def test_channels_of_one_response_share_a_scope_and_responses_do_not() -> None:
     c = second.chain(TEXT_CHANNEL).channel
     assert a.scope is b.scope
     assert a.scope is not c.scope
+
+
+def test_time_bound_ignores_an_upstream_pause() -> None:
+    """A silence longer than ``pause_ms`` does not age held text (a tool call being made)."""
+    chain = chain_for(
+        f'      - {{type: "{MASK}", word: secret}}',
+        "    buffer: {max_holdback_ms: 5, pause_ms: 20, on_overflow: block}",
+    )
+    assert "a " == chain.feed("a se").text
+    time.sleep(0.1)
+    release = chain.feed("c")
+    assert release.block is None
+    assert "" == release.text
+    assert "[MASKED] b" == run(chain, ["ret b"]).text
+
+
+def test_pass_overflow_keeps_a_block_decided_at_the_early_finish() -> None:
+    """Failing open on overflow never overrides a stage's block verdict."""
+    chain = chain_for(
+        "      - {type: profanity, action: block, max_holdback_chars: 2, on_overflow: pass}"
+    )
+    release = chain.feed("you shit")
+    assert release.block is not None
+    assert "you " == release.text
+
+
+@pytest.mark.parametrize(
+    ("policy", "text", "blocked"), [("block", "", True), ("pass", "abc", False)]
+)
+def test_a_stage_that_cannot_open_fails_by_its_policy(
+    policy: str, text: str, blocked: bool
+) -> None:
+    """``open`` raising is a stage error like any other, never an escaped exception."""
+    chain = chain_for(
+        f'      - {{type: "tests.stages_for_tests:BadOpenFactory", on_error: {policy}}}',
+        channel=Channel("choice0.content", ChannelKind.JSON, json_schema={"type": "object"}),
+    )
+    release = chain.feed("abc")
+    assert text == release.text
+    assert blocked == (release.block is not None)
+
+
+def test_whole_response_overflow_applies_the_policy() -> None:
+    """``whole_response`` is bounded by ``max_whole_chars`` like any buffer."""
+    chain = chain_for(
+        f'      - {{type: "{MASK}", word: secret}}',
+        "    buffer: {mode: whole_response, max_whole_chars: 4, on_overflow: block}",
+    )
+    assert chain.feed("abcd").block is None
+    assert "over its 4 chars bound" in (chain.feed("e").block or "")

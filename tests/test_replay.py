@@ -111,7 +111,7 @@ def test_blocked_replay_reports_the_block() -> None:
     result = asyncio.run(replay(config, "chat", RECORDING.read_bytes()))
     assert {"choice0.content": "Here is the plan. The "} == result.texts()
     assert "word 'secret'" == result.blocked
-    assert b'"finish_reason": "content_filter"' in result.client_bytes
+    assert b'"finish_reason":"content_filter"' in result.client_bytes
 
 
 def test_unknown_route_and_protocol_are_refused_with_the_choices(
