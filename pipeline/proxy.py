@@ -166,15 +166,19 @@ def upstream_url(upstream: UpstreamConfig, request: web.Request) -> URL:
     return target
 
 
-def error_body(protocol: Protocol, status: int, message: str, code: str) -> dict[str, Any]:
-    """An error in the shape the client's SDK parses for this protocol."""
+def error_body(protocol: Protocol, message: str, code: str) -> dict[str, Any]:
+    """An error in the shape the client's SDK parses for this protocol.
+
+    ``code`` is a string, as the providers send it and as the proxy's in-stream error
+    events carry it, so a client handles both the same way; the HTTP status says the rest.
+    """
     if protocol is Protocol.ANTHROPIC_MESSAGES:
         return {"type": "error", "error": {"type": code, "message": message}}
-    return {"error": {"message": message, "type": code, "code": status, "param": None}}
+    return {"error": {"message": message, "type": code, "code": code, "param": None}}
 
 
 def _error(protocol: Protocol, status: int, message: str, code: str) -> web.Response:
-    return web.json_response(error_body(protocol, status, message, code), status=status)
+    return web.json_response(error_body(protocol, message, code), status=status)
 
 
 def _protocol_by_path(snapshot: Snapshot, request: web.Request) -> Protocol:

@@ -53,7 +53,7 @@ async def test_body_over_limit_gets_413_in_openai_shape(tmp_path: Path) -> None:
         async with http.post(f"{s.proxy_url}/v1/chat/completions", json=body) as response:
             assert 413 == response.status
             error = (await response.json())["error"]
-    assert 413 == error["code"]
+    assert "request_too_large" == error["code"]
     assert "request_too_large" == error["type"]
     assert "1000 bytes" in error["message"]
     assert 0 == s.sim_stats.requests
