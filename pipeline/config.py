@@ -335,27 +335,35 @@ def _problems_from(
 
 
 def _validate_stages(
-    proxy: ProxyConfig, lines: Mapping[tuple[str | int, ...], int]
-) -> tuple[dict[str, tuple[StageConfig, ...]], list[Problem]]:
-    stages: dict[str, tuple[StageConfig, ...]] = {}
+    data: Mapping[str, Any], lines: Mapping[tuple[str | int, ...], int]
+) -> tuple[list[tuple[StageConfig, ...]], list[Problem]]:
+    """Each route's stages validated by their own models, from the raw data.
+
+    Working on the raw data, not on a validated :class:`ProxyConfig`, lets one run report
+    the stage problems together with any problem elsewhere in the file.
+    """
+    routes = data.get("routes")
+    per_route: list[tuple[StageConfig, ...]] = []
     problems: list[Problem] = []
-    for r, route in enumerate(proxy.routes):
+    for r, route in enumerate(routes if isinstance(routes, list) else []):
+        entries = route.get("stages") if isinstance(route, dict) else None
         validated: list[StageConfig] = []
-        for s, entry in enumerate(route.stages):
+        for s, entry in enumerate(entries if isinstance(entries, list) else []):
             loc: tuple[str | int, ...] = ("routes", r, "stages", s)
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                continue  # ProxyConfig reports a stage without a type
             try:
-                factory = resolve_stage(entry.type)
+                factory = resolve_stage(entry["type"])
             except StageLoadError as exc:
-                problems.append(
-                    Problem(render_path((*loc, "type")), str(exc), _line_for((*loc, "type"), lines))
-                )
+                at = (*loc, "type")
+                problems.append(Problem(render_path(at), str(exc), _line_for(at, lines)))
                 continue
             try:
-                validated.append(factory.config_model.model_validate(entry.model_dump()))
+                validated.append(factory.config_model.model_validate(entry))
             except ValidationError as exc:
                 problems.extend(_problems_from(exc, factory.config_model, loc, lines))
-        stages[route.name] = tuple(validated)
-    return stages, problems
+        per_route.append(tuple(validated))
+    return per_route, problems
 
 
 def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
@@ -366,20 +374,26 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, [Problem("", f"not valid YAML: {exc}", line)]) from None
+        message = str(exc).replace('"<unicode string>"', source)
+        raise ConfigError(source, [Problem("", f"not valid YAML: {message}", line)]) from None
     if not isinstance(data, dict):
         raise ConfigError(
             source, [Problem("", "the file must be a mapping with a 'routes:' list", 1)]
         )
     lines = _key_lines(tree) if tree is not None else {}
+    problems: list[Problem] = []
     try:
-        proxy = ProxyConfig.model_validate(data)
+        proxy: ProxyConfig | None = ProxyConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _problems_from(exc, ProxyConfig, (), lines)) from None
-    stages, problems = _validate_stages(proxy, lines)
-    if problems:
+        proxy = None
+        problems.extend(_problems_from(exc, ProxyConfig, (), lines))
+    stages, stage_problems = _validate_stages(data, lines)
+    problems.extend(stage_problems)
+    problems.sort(key=lambda p: (p.line is None, p.line or 0))
+    if problems or proxy is None:
         raise ConfigError(source, problems)
-    return LoadedConfig(proxy=proxy, stages=stages, source=source, lines=lines)
+    by_name = {route.name: configs for route, configs in zip(proxy.routes, stages, strict=True)}
+    return LoadedConfig(proxy=proxy, stages=by_name, source=source, lines=lines)
 
 
 def load_config(path: str | Path) -> LoadedConfig:

@@ -164,3 +164,19 @@ def test_check_config_builds_the_stages(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert 1 == main(["check-config", str(bad)])
     assert f"{bad}:5: routes[0].stages[0]: stage could not be built" in capsys.readouterr().err
+
+
+def test_stage_problems_are_reported_with_route_problems() -> None:
+    """One run lists the stage problems too, not only after the route's are fixed."""
+    text = GOOD.replace("buffer:", "bufer:").replace("word: hush", "wrod: hush")
+    lines = problems(text)
+    assert 2 == len(lines)
+    assert "routes[0].stages[0].wrod: unknown key" in lines[0]
+    assert "routes[0].bufer: unknown key" in lines[1]
+
+
+def test_yaml_errors_name_the_file() -> None:
+    """A YAML syntax error points at the file, not at an anonymous string."""
+    [line] = problems("routes:\n  - name: [\n")
+    assert "<unicode string>" not in line
+    assert line.startswith("routes.yaml:")
