@@ -374,7 +374,7 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        message = str(exc).replace('"<unicode string>"', source)
+        message = " ".join(str(exc).replace('"<unicode string>"', source).split())
         raise ConfigError(source, [Problem("", f"not valid YAML: {message}", line)]) from None
     if not isinstance(data, dict):
         raise ConfigError(
