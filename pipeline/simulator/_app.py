@@ -105,7 +105,8 @@ _RESPONSES = _Endpoint(
 
 def make_simulator_app(settings: SimulatorSettings | None = None) -> web.Application:
     """A fresh simulator app with its own settings and statistics."""
-    app = web.Application(middlewares=[_record_request])
+    # Real APIs take large prompts; the proxy in front enforces its own (configurable) limit.
+    app = web.Application(middlewares=[_record_request], client_max_size=64 * 1024 * 1024)
     app[_SETTINGS] = settings or SimulatorSettings()
     app[SIM_STATS] = SimStats()
     app.router.add_post("/v1/chat/completions", _text_handler(_CHAT))
