@@ -17,7 +17,7 @@ from pipeline.config import parse_config
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.anthropic import AnthropicStream
 from pipeline.protocols.request import RequestInfo
-from pipeline.sse import Event, SSEDecoder, encode_data
+from pipeline.sse import Event, SSEDecoder, encode, encode_data
 from pipeline.testing import split_at
 from tests.conftest import RECORDED, StackFactory, recorded_dir
 
@@ -34,6 +34,15 @@ def mask(word: str, *, block: bool = False) -> str:
 
 
 END_MARK = NO_STAGES + '    stages:\n      - {type: "tests.stages_for_tests:EndMarkFactory"}\n'
+
+
+def finish_block(end: str) -> str:
+    """Stages that block while a block finishes with ``end``: the end mark ``<{end}>`` trips
+    the second stage, which releases ``<`` and blocks."""
+    stage = f'{{type: "tests.stages_for_tests:MaskWordFactory", word: "{end}>", block: true}}'
+    return END_MARK + f"      - {stage}\n"
+
+
 PROXY_ROUTES = """
 routes:
   - name: claude
@@ -109,6 +118,24 @@ def block_texts(events: list[Event]) -> dict[int, str]:
     return texts
 
 
+def late_deltas(events: list[Event]) -> list[int]:
+    """Positions of text deltas after their block's ``content_block_stop`` or after
+    ``message_delta``: flushed text must come before both."""
+    kinds = names(events)
+    message_end = kinds.index("message_delta") if "message_delta" in kinds else len(events)
+    stops = {
+        json.loads(e.data)["index"]: position
+        for position, e in enumerate(events)
+        if e.event == "content_block_stop"
+    }
+    return [
+        position
+        for position, e in enumerate(events)
+        if is_text_delta(e)
+        and position > min(stops.get(json.loads(e.data)["index"], message_end), message_end)
+    ]
+
+
 def names(events: list[Event]) -> list[str]:
     return [e.event for e in events]
 
@@ -150,13 +177,7 @@ def test_recorded_streams_masked_in_any_chunking(name: str, data: st.DataObject,
     assert skeleton(source) == skeleton(out)
     expected = {i: t.replace(word, "[MASKED]") for i, t in block_texts(source).items()}
     assert expected == block_texts(out)
-    for position, event in enumerate(out):
-        if is_text_delta(event):
-            index = json.loads(event.data)["index"]
-            later = [json.loads(e.data) for e in out[position + 1 :]]
-            assert any(d == {"type": "content_block_stop", "index": index} for d in later) or (
-                any(d["type"] == "message_delta" for d in later)
-            )
+    assert [] == late_deltas(out)
 
 
 def test_thinking_and_signature_are_never_altered() -> None:
@@ -284,6 +305,112 @@ def test_tool_input_channel_is_json_with_the_tools_input_schema() -> None:
     asyncio.run(adapter.feed(SSEDecoder().feed(raw)))
     channel = adapter.response.chains["block1.input"].channel
     assert ("json", TOOL["input_schema"]) == (channel.kind.value, channel.json_schema)
+
+
+def stop(index: int = 0) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+def refusal_ending(events: list[Event]) -> bool:
+    """The stream ends as the API ends a refusal: one message_delta (refusal), message_stop."""
+    deltas = [json.loads(e.data) for e in events if e.event == "message_delta"]
+    return (
+        names(events)[-2:] == ["message_delta", "message_stop"]
+        and len(deltas) == 1
+        and deltas[0]["delta"]["stop_reason"] == "refusal"
+    )
+
+
+def leaked(events: list[Event], *words: str) -> list[str]:
+    """Which of ``words`` appear anywhere in the events the client got."""
+    return [word for word in words if any(word in e.data for e in events)]
+
+
+def test_upstream_id_and_retry_are_kept_on_every_re_emitted_event() -> None:
+    """Upstream events keep their ``id:`` and ``retry:``, rewritten or passed as sent."""
+    payloads: list[dict[str, Any]] = [
+        START,
+        TEXT_BLOCK,
+        text_delta("a secret"),
+        stop(),
+        {"type": "message_stop"},
+    ]
+    raw = b"".join(
+        encode(Event(json.dumps(p), p["type"], f"e{n}", 1500)) for n, p in enumerate(payloads)
+    )
+    out = replay(raw, [], mask("secret"))
+    assert {0: "a [MASKED]"} == block_texts(out)
+    assert [(f"e{n}", 1500) for n in range(len(payloads))] == [(e.id, e.retry) for e in out]
+
+
+@pytest.mark.parametrize("data", ["not json", "[1, 2]"])
+def test_an_event_that_is_not_a_json_object_ends_with_an_error(data: str) -> None:
+    """An event whose data is not a JSON object ends the stream with an api_error event."""
+    raw = sse(START) + encode_data(data, "content_block_delta") + sse(TEXT_BLOCK)
+    out = replay(raw, [], NO_STAGES)
+    assert ["message_start", "error"] == names(out)
+    assert "api_error" == json.loads(out[-1].data)["error"]["type"]
+
+
+def test_block_inside_content_block_start_text_sends_nothing_after_it() -> None:
+    """A block in the text a block opens with: the opening carries the text before it, the
+    block is stopped, the message ends as a refusal, and nothing later is sent."""
+    opening = {**TEXT_BLOCK, "content_block": {"type": "text", "text": "ok secret REST"}}
+    raw = sse(START, opening, text_delta("MORE"), stop(), {"type": "message_stop"})
+    out = replay(raw, [], mask("secret", block=True))
+    assert "ok " == json.loads(out[1].data)["content_block"]["text"]
+    assert ["content_block_stop", "message_delta", "message_stop"] == names(out)[2:]
+    assert refusal_ending(out)
+    assert [] == leaked(out, "secret", "REST", "MORE")
+
+
+def test_block_decided_at_content_block_stop_is_a_refusal() -> None:
+    """A block decided while a block finishes: the text released with it precedes the stop,
+    and the message ends as a refusal, not end_turn."""
+    raw = sse(
+        START,
+        TEXT_BLOCK,
+        text_delta("hi"),
+        stop(),
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {}},
+        {"type": "message_stop"},
+    )
+    out = replay(raw, [], finish_block("complete"))
+    assert {0: "hi<"} == block_texts(out)
+    assert [] == late_deltas(out)
+    assert 1 == names(out).count("content_block_stop")
+    assert refusal_ending(out)
+
+
+def test_block_finishing_one_open_block_at_message_delta_flushes_no_other() -> None:
+    """At a max_tokens message_delta, a block decided finishing block 0 ends the message as
+    a refusal: block 1's held text and the upstream's stop reason never go out."""
+    second = {**TEXT_BLOCK, "index": 1}
+    raw = sse(
+        START,
+        TEXT_BLOCK,
+        text_delta("hi"),
+        second,
+        text_delta("at", index=1),
+        {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {}},
+        {"type": "message_stop"},
+    )
+    out = replay(raw, [], finish_block("truncated"))
+    assert {0: "hi<", 1: "a"} == block_texts(out)
+    assert [] == late_deltas(out)
+    assert [0, 1] == [json.loads(e.data)["index"] for e in out if e.event == "content_block_stop"]
+    assert refusal_ending(out)
+    assert [] == leaked(out, "max_tokens", "truncated")
+
+
+def test_block_decided_at_message_stop_is_a_refusal() -> None:
+    """A stream ending at message_stop with a block still open: a block decided finishing it
+    writes the block's stop and a refusal before message_stop."""
+    raw = sse(START, TEXT_BLOCK, text_delta("hi"), {"type": "message_stop"})
+    out = replay(raw, [], finish_block("complete"))
+    assert {0: "hi<"} == block_texts(out)
+    assert ["content_block_stop", "message_delta", "message_stop"] == names(out)[-3:]
+    assert refusal_ending(out)
 
 
 # --- the real SDK through the proxy ---------------------------------------------------------

@@ -6,14 +6,16 @@ import asyncio
 import itertools
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
 from pipeline.engine import ResponseFilter, build_plans
-from pipeline.protocols.generic import GenericStream
+from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody, GenericStream
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Comment, Event, SSEDecoder, encode
 from pipeline.testing import chunkings
@@ -69,8 +71,8 @@ def texts(items: Sequence[Event | Comment]) -> dict[str, str]:
 
 def test_events_keep_their_name_id_and_retry() -> None:
     """An event goes out with its own event, id and retry fields and the filtered data."""
-    out, _ = replay([Event("hello secret", "token", "7", 3000)], MASK)
-    assert [Event("hello [MASKED]", "token", "7", 3000)] == out
+    out, _ = replay([Event("hello secret", "token", "7", 3000), Event("ok", "", "8")], MASK)
+    assert [Event("hello [MASKED]", "token", "7", 3000), Event("ok", "", "8")] == out
 
 
 def test_a_word_split_across_events_is_masked() -> None:
@@ -145,14 +147,71 @@ def test_any_event_split_and_byte_split_give_the_same_text(data: st.DataObject, 
     assert adapter.completed
 
 
+# --- JSON bodies ---------------------------------------------------------------------------
+
+
+def filter_body(body: dict[str, Any], routes: str) -> tuple[dict[str, Any], GenericBody]:
+    """What a client gets for this non-streamed JSON body, and the adapter that filtered it."""
+    plan = build_plans(parse_config(routes))["r"]
+    adapter = GenericBody(ResponseFilter(plan), RequestInfo())
+    return asyncio.run(adapter.filter(body)), adapter
+
+
+def replace(word: str, replacement: str) -> str:
+    """A route whose only stage replaces ``word`` (any characters) with ``replacement``."""
+    stage = (
+        '{type: "tests.stages_for_tests:MaskWordFactory", '
+        f"word: {json.dumps(word)}, replacement: {json.dumps(replacement)}}}"
+    )
+    return NO_STAGES + f"    stages:\n      - {stage}\n"
+
+
+def test_body_is_filtered_as_one_json_document() -> None:
+    """Every string of a JSON body goes through the stages, on the JSON ``body`` channel."""
+    body = {"choices": [{"message": {"content": "a secret b"}}], "note": "secreté"}
+    out, adapter = filter_body(body, MASK)
+    assert {"choices": [{"message": {"content": "a [MASKED] b"}}], "note": "[MASKED]é"} == out
+    assert adapter.blocked is None
+    channel = adapter.response.chains["body"].channel
+    assert ("json", "generic-sse") == (channel.kind.value, channel.protocol)
+
+
+def test_body_without_a_match_is_returned_as_is() -> None:
+    """A body the stages leave alone is the upstream's own object, not a re-parsed copy."""
+    body = {"text": "nothing here", "n": 1}
+    out, adapter = filter_body(body, MASK)
+    assert body is out
+    assert adapter.blocked is None
+
+
+def test_blocked_body_becomes_the_generic_error() -> None:
+    """A block answers with the stream's error object (content_filter), not the body."""
+    out, adapter = filter_body({"text": "ok secret"}, BLOCK)
+    expected = {
+        "error": {"message": BLOCKED_MESSAGE, "type": "content_filter", "code": "content_filter"}
+    }
+    assert expected == out
+    assert "word 'secret'" == adapter.blocked
+
+
+@pytest.mark.parametrize(
+    ("word", "replacement"),
+    [('"b"', "b"), ('{"a": "b"}', "[1]")],
+    ids=["invalid-json", "not-an-object"],
+)
+def test_body_a_stage_breaks_fails_closed(word: str, replacement: str) -> None:
+    """A stage that turns the body into invalid JSON or a non-object blocks the response."""
+    out, adapter = filter_body({"a": "b"}, replace(word, replacement))
+    assert "content_filter" == out["error"]["type"]
+    assert "filtered body is not a JSON object" == adapter.blocked
+
+
 # --- through the proxy ---------------------------------------------------------------------
 
 
-async def test_generic_route_filters_an_event_stream_and_passes_bodies(
-    stack: StackFactory,
-) -> None:
-    """A generic-sse route masks event data (here a chat stream read as plain text) and
-    returns JSON bodies unchanged."""
+async def test_generic_route_filters_an_event_stream_and_bodies(stack: StackFactory) -> None:
+    """A generic-sse route masks event data (here a chat stream read as plain text) and the
+    strings of a JSON body alike."""
     s = await stack(PROXY_ROUTES)
     sim = {"chunks": ["a secret b"]}
     body = {"model": "m", "messages": [], "stream": True, "sim": sim}
@@ -167,4 +226,4 @@ async def test_generic_route_filters_an_event_stream_and_passes_bodies(
     contents = [json.loads(e.data)["choices"][0]["delta"].get("content") for e in events[:-1]]
     assert "a [MASKED] b" in contents
     assert b"secret" not in raw
-    assert "a secret b" == whole["choices"][0]["message"]["content"]
+    assert "a [MASKED] b" == whole["choices"][0]["message"]["content"]

@@ -18,7 +18,7 @@ from pipeline.config import parse_config
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.request import RequestInfo
 from pipeline.protocols.responses import ResponsesStream
-from pipeline.sse import Event, SSEDecoder, encode_data
+from pipeline.sse import Event, SSEDecoder, encode, encode_data
 from pipeline.testing import split_at
 from tests.conftest import Stack, StackFactory
 
@@ -27,6 +27,15 @@ MASK = NO_STAGES + (
     '    stages:\n      - {type: "tests.stages_for_tests:MaskWordFactory", word: "secret"}\n'
 )
 END_MARK = NO_STAGES + '    stages:\n      - {type: "tests.stages_for_tests:EndMarkFactory"}\n'
+BLOCK = NO_STAGES + (
+    "    stages:\n"
+    '      - {type: "tests.stages_for_tests:MaskWordFactory", word: "secret", block: true}\n'
+)
+# A block decided while a channel finishes: the end mark ``<complete>`` trips the second
+# stage, which releases ``<`` and blocks.
+FINISH_BLOCK = END_MARK + (
+    '      - {type: "tests.stages_for_tests:MaskWordFactory", word: "complete>", block: true}\n'
+)
 PROXY_ROUTES = """
 routes:
   - name: responses
@@ -48,6 +57,15 @@ def replay(
     raw: bytes, routes: str, info: RequestInfo | None = None, cuts: Sequence[int] = ()
 ) -> list[dict[str, Any]]:
     """Feed ``raw`` through decoder + adapter; the payloads of the events the client gets."""
+    events = replay_events(raw, routes, info, cuts)
+    assert all(e.event == json.loads(e.data)["type"] for e in events)
+    return [json.loads(e.data) for e in events]
+
+
+def replay_events(
+    raw: bytes, routes: str, info: RequestInfo | None = None, cuts: Sequence[int] = ()
+) -> list[Event]:
+    """:func:`replay`, returning the client's events with every SSE field."""
     plan = build_plans(parse_config(routes))["r"]
     adapter = ResponsesStream(ResponseFilter(plan), info or RequestInfo())
     out = bytearray()
@@ -64,9 +82,7 @@ def replay(
 
     asyncio.run(run())
     client = SSEDecoder()
-    events = [e for e in client.feed(bytes(out)) if isinstance(e, Event)]
-    assert all(e.event == json.loads(e.data)["type"] for e in events)
-    return [json.loads(e.data) for e in events]
+    return [e for e in client.feed(bytes(out)) if isinstance(e, Event)]
 
 
 def sse(*payloads: dict[str, Any], first: int = 0) -> bytes:
@@ -245,6 +261,192 @@ def test_channels_carry_the_declared_schemas() -> None:
         channels["output0.content0"].kind.value,
         channels["output0.content0"].json_schema,
     )
+
+
+def test_upstream_id_and_retry_are_kept_on_every_re_emitted_event() -> None:
+    """Upstream events keep their ``id:`` and ``retry:``, rewritten or passed as sent."""
+    payloads = [*OPENING, text_delta("a secret"), *closing("a secret")]
+    raw = b"".join(
+        encode(Event(json.dumps({**p, "sequence_number": n}), p["type"], f"e{n}", 1500))
+        for n, p in enumerate(payloads)
+    )
+    events = replay_events(raw, MASK)
+    assert "a [MASKED]" == deltas([json.loads(e.data) for e in events])
+    assert [(f"e{n}", 1500) for n in range(len(payloads))] == [(e.id, e.retry) for e in events]
+
+
+@pytest.mark.parametrize("data", ["not json", "[1, 2]"])
+def test_an_event_that_is_not_a_json_object_ends_with_an_error(data: str) -> None:
+    """An event whose data is not a JSON object ends the stream with ``upstream_bad_event``."""
+    raw = sse(*OPENING) + encode_data(data, "response.output_text.delta") + sse(text_delta("x"))
+    events = replay(raw, NO_STAGES)
+    assert ["response.created", "response.output_item.added", "response.content_part.added"] == [
+        e["type"] for e in events[:-1]
+    ]
+    assert ("error", "upstream_bad_event") == (events[-1]["type"], events[-1]["code"])
+
+
+# --- text in .added events, and blocks inside an event or while finishing -------------------
+
+CALL = {"id": "fc_1", "type": "function_call", "status": "in_progress", "name": "get_weather"}
+
+
+def added_part(text: str) -> dict[str, Any]:
+    """``response.content_part.added`` opening the part with ``text`` (the API sends "")."""
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+    return {"type": "response.content_part.added", **WHERE, "part": part}
+
+
+def added_item(item: dict[str, Any], output: int = 0) -> dict[str, Any]:
+    return {"type": "response.output_item.added", "output_index": output, "item": item}
+
+
+def only(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (event,) = [e for e in events if e["type"] == kind]
+    return event
+
+
+def leaked(events: list[dict[str, Any]], *words: str) -> list[str]:
+    """Which of ``words`` appear anywhere in the events the client got."""
+    dumped = json.dumps(events)
+    return [word for word in words if word in dumped]
+
+
+def ends_with_content_filter(events: list[dict[str, Any]]) -> bool:
+    last = events[-1]
+    details = last.get("response", {}).get("incomplete_details")
+    return bool(last["type"] == "response.incomplete" and details == {"reason": "content_filter"})
+
+
+def test_text_in_content_part_added_goes_through_the_stages() -> None:
+    """A content part opened with text is filtered there, and every aggregate agrees."""
+    raw = sse(*OPENING[:2], added_part("my secret"), *closing("my secret"))
+    events = replay(raw, MASK)
+    assert "my [MASKED]" == only(events, "response.content_part.added")["part"]["text"]
+    assert "" == deltas(events)
+    assert ["my [MASKED]"] * 4 == aggregates(events)
+
+
+def test_text_held_at_content_part_added_follows_as_a_delta() -> None:
+    """The held tail of an opening part's text comes out in the next delta, so the opening
+    text plus the deltas spell what every aggregate carries."""
+    raw = sse(*OPENING[:2], added_part("a sec"), text_delta("ret!"), *closing("a secret!"))
+    events = replay(raw, MASK)
+    assert "a " == only(events, "response.content_part.added")["part"]["text"]
+    assert "[MASKED]!" == deltas(events)
+    assert ["a [MASKED]!"] * 4 == aggregates(events)
+
+
+def test_text_in_output_item_added_goes_through_the_stages() -> None:
+    """A message item added with text in its content is filtered there, as every aggregate."""
+    item = {**MESSAGE, "content": [{"type": "output_text", "annotations": [], "text": "a secret"}]}
+    raw = sse(OPENING[0], added_item(item), *closing("a secret"))
+    events = replay(raw, MASK)
+    assert "a [MASKED]" == only(events, "response.output_item.added")["item"]["content"][0]["text"]
+    assert ["a [MASKED]"] * 4 == aggregates(events)
+
+
+def test_arguments_in_output_item_added_go_through_the_stages() -> None:
+    """A function call added with arguments has them filtered, and every later copy agrees."""
+    arguments = '{"city": "secret"}'
+    done = {**CALL, "status": "completed", "arguments": arguments}
+    raw = sse(
+        OPENING[0],
+        added_item({**CALL, "arguments": arguments}),
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc_1",
+            "output_index": 0,
+            "arguments": arguments,
+        },
+        {"type": "response.output_item.done", "output_index": 0, "item": done},
+        {"type": "response.completed", "response": {"id": "resp_1", "output": [done]}},
+    )
+    events = replay(raw, MASK)
+    carried = [
+        events[1]["item"]["arguments"],
+        events[2]["arguments"],
+        events[3]["item"]["arguments"],
+        events[4]["response"]["output"][0]["arguments"],
+    ]
+    assert ['{"city": "[MASKED]"}'] * 4 == carried
+
+
+def test_block_inside_output_item_added_sends_nothing_after_it() -> None:
+    """A block in the second of three parts of an added item: the item goes out with the text
+    before the block and without the third part, then is closed as content_filter."""
+    texts = ["fine. ", "ok secret REST", "NEVER"]
+    item = {**MESSAGE, "content": [{"type": "output_text", "text": t} for t in texts]}
+    raw = sse(OPENING[0], added_item(item), *closing("x"))
+    events = replay(raw, BLOCK)
+    added = only(events, "response.output_item.added")["item"]
+    assert ["fine. ", "ok "] == [part["text"] for part in added["content"]]
+    done = only(events, "response.output_item.done")["item"]
+    assert ["fine. ", "ok "] == [part["text"] for part in done["content"]]
+    assert ("incomplete", "response.incomplete") == (done["status"], events[-1]["type"])
+    assert ends_with_content_filter(events)
+    assert [] == leaked(events, "secret", "REST", "NEVER")
+    assert list(range(len(events))) == [e["sequence_number"] for e in events]
+
+
+def test_block_inside_content_part_added_ends_with_response_incomplete() -> None:
+    """A block in a part's opening text: the part carries the text before it, every aggregate
+    agrees, and nothing later (the rest, the next delta) is sent."""
+    raw = sse(*OPENING[:2], added_part("ok secret REST"), text_delta("MORE"), *closing("x"))
+    events = replay(raw, BLOCK)
+    assert "ok " == only(events, "response.content_part.added")["part"]["text"]
+    assert ["ok "] * 4 == aggregates(events)
+    assert ends_with_content_filter(events)
+    assert [] == leaked(events, "secret", "REST", "MORE")
+
+
+def test_block_inside_text_only_an_aggregate_carries() -> None:
+    """A block in text no delta streamed: the text before it comes out as a delta, every
+    aggregate carries exactly the deltas, and the rest is never sent."""
+    raw = sse(*OPENING, *closing("ok secret MORE"))
+    events = replay(raw, BLOCK)
+    assert "ok " == deltas(events)
+    assert ["ok "] * 4 == aggregates(events)
+    assert ends_with_content_filter(events)
+    assert [] == leaked(events, "secret", "MORE")
+
+
+def test_block_decided_while_finishing_a_part_is_reported_as_content_filter() -> None:
+    """A block decided when a part finishes: the text released with it is a delta, every
+    aggregate carries exactly the deltas, and the stream ends incomplete, not completed."""
+    raw = sse(*OPENING, text_delta("hi"), *closing("hi"))
+    events = replay(raw, FINISH_BLOCK)
+    assert "hi<" == deltas(events)
+    assert ["hi<"] * 4 == aggregates(events)
+    assert ends_with_content_filter(events)
+    assert "response.completed" not in [e["type"] for e in events]
+
+
+def test_block_while_finishing_the_final_response_sends_no_later_item() -> None:
+    """A block finishing the first item of ``response.completed`` ends the stream there:
+    text the second item carries beyond its deltas never reaches the client."""
+    message = {**MESSAGE, "status": "completed", "content": [{"type": "output_text", "text": "hi"}]}
+    call = {**CALL, "status": "completed", "arguments": '{"a": "LEAK"}'}
+    raw = sse(
+        *OPENING,
+        text_delta("hi"),
+        added_item({**CALL, "arguments": ""}, output=1),
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_1",
+            "output_index": 1,
+            "delta": '{"a": ',
+        },
+        {"type": "response.completed", "response": {"id": "r", "output": [message, call]}},
+    )
+    events = replay(raw, FINISH_BLOCK)
+    assert ends_with_content_filter(events)
+    assert [] == leaked(events, "LEAK")
+    assert ['{"a": '] == [
+        e["item"]["arguments"]
+        for e in events
+        if e["type"] == "response.output_item.done" and e["output_index"] == 1
+    ]
 
 
 # --- the real SDK through the proxy ---------------------------------------------------------

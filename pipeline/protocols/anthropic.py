@@ -4,7 +4,8 @@ Channels, one chain each, per content block ``i``: ``block{i}.text`` (``text_del
 ``block{i}.input`` (``input_json_delta``, a JSON channel carrying the tool's
 ``input_schema`` when the request declared the tool). Everything else passes through as
 sent, ``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
-``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``.
+``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``. Every
+upstream event keeps its ``id:`` and ``retry:`` fields, rewritten or not.
 
 Left untouched on purpose:
 
@@ -40,7 +41,7 @@ import json
 from typing import Any
 
 from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -100,14 +101,7 @@ class AnthropicStream(StreamAdapter):
         """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
 
     async def on_event(self, event: Event) -> bytes:
-        try:
-            payload = json.loads(event.data)
-        except json.JSONDecodeError:
-            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
-        if not isinstance(payload, dict):
-            return self.fail(
-                "upstream sent an event that is not a JSON object", "upstream_bad_event"
-            )
+        payload = self.parse_object(event)
         kind = payload.get("type")
         if kind == "content_block_delta":
             return await self._on_delta(event, payload)
@@ -131,7 +125,7 @@ class AnthropicStream(StreamAdapter):
         return self._pass(event)
 
     def _pass(self, event: Event) -> bytes:
-        return encode_data(event.data, event.event)
+        return reencode(event, event.data)
 
     def _block(self, index: int) -> _Block:
         block = self._blocks.get(index)
@@ -170,7 +164,7 @@ class AnthropicStream(StreamAdapter):
         # The API opens text blocks empty; text here would otherwise skip every stage.
         release = await self._feed(self._chain(index, block, "text_delta"), text)
         opening["text"] = release.text
-        out = encode_data(_dumps(payload), event.event)
+        out = reencode(event, _dumps(payload))
         return out + self._end_blocked() if self.blocked else out
 
     async def _on_delta(self, event: Event, payload: dict[str, Any]) -> bytes:
@@ -193,7 +187,7 @@ class AnthropicStream(StreamAdapter):
             out = self._pass(event)  # fast path: the upstream's own event
         elif release.text:
             delta[field] = release.text
-            out = encode_data(_dumps(payload), event.event)
+            out = reencode(event, _dumps(payload))
         return out + self._end_blocked() if self.blocked else out
 
     async def _feed(self, chain: Chain, piece: str) -> Release:

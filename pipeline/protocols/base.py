@@ -8,14 +8,35 @@ it reports an error, so the proxy itself stays protocol-agnostic.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 from pipeline.engine import Chain, ResponseFilter
 from pipeline.protocols.request import RequestInfo
-from pipeline.sse import Comment, Event, encode
+from pipeline.sse import Comment, Event, encode, encode_data
 from pipeline.stage import NOTHING, ChannelEnd, Release
+
+
+class UpstreamEventError(Exception):
+    """An upstream event an adapter cannot read; :meth:`StreamAdapter.feed` turns it into
+    the protocol's error event, so a parser never has to thread error bytes back itself."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def reencode(event: Event, data: str) -> bytes:
+    """``event`` written with ``data``, keeping its ``event``, ``id`` and ``retry`` fields.
+
+    Dropping ``id`` would break a client's Last-Event-ID resumption and dropping ``retry``
+    its reconnection delay; most events carry neither and take the cheaper path.
+    """
+    if event.id is None and event.retry is None:
+        return encode_data(data, event.event)
+    return encode(Event(data, event.event, event.id, event.retry))
 
 
 async def feed(chain: Chain, text: str) -> Release:
@@ -59,13 +80,16 @@ class StreamAdapter(ABC):
                 break
             if isinstance(item, Comment):
                 out.append(encode(item))
-            else:
+                continue
+            try:
                 out.append(await self.on_event(item))
+            except UpstreamEventError as exc:
+                out.append(self.fail(str(exc), exc.code))
         return b"".join(out)
 
     @abstractmethod
     async def on_event(self, event: Event) -> bytes:
-        """Client bytes for one upstream event."""
+        """Client bytes for one upstream event; may raise :class:`UpstreamEventError`."""
 
     @abstractmethod
     def error(self, message: str, code: str) -> bytes:
@@ -81,6 +105,25 @@ class StreamAdapter(ABC):
         return self.error(
             "upstream closed the stream before it was complete", "upstream_incomplete"
         )
+
+    def parse_object(self, event: Event) -> dict[str, Any]:
+        """``event``'s data as a JSON object, for protocols whose every event is one.
+
+        Anything else raises :class:`UpstreamEventError` (code ``upstream_bad_event``), which
+        :meth:`feed` turns into the protocol's error: a stream whose framing cannot be
+        trusted is ended, never passed on half-understood.
+        """
+        try:
+            payload = json.loads(event.data)
+        except json.JSONDecodeError:
+            raise UpstreamEventError(
+                "upstream sent an event that is not JSON", "upstream_bad_event"
+            ) from None
+        if not isinstance(payload, dict):
+            raise UpstreamEventError(
+                "upstream sent an event that is not a JSON object", "upstream_bad_event"
+            )
+        return payload
 
     def fail(self, message: str, code: str) -> bytes:
         """End the stream with an error (upstream broken, limit hit)."""

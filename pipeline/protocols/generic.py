@@ -16,24 +16,29 @@ Blocking and errors: there is no protocol-defined way, so the stream ends with
 ``event: error`` and ``{"error": {"message", "type", "code"}}`` data (type ``content_filter``
 for a block, ``proxy_error`` otherwise); held text is dropped.
 
-Bodies: a generic route knows no text fields inside arbitrary JSON, so
-:class:`GenericBody` returns JSON bodies unchanged.
+Bodies: a generic route knows no text fields inside arbitrary JSON, so :class:`GenericBody`
+filters the whole body as one JSON document on the ``body`` channel (JSON) and fails closed,
+answering with the error object above, when a stage blocks or breaks the JSON.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
-from pipeline.sse import Event, encode, encode_data
-from pipeline.stage import Channel, ChannelEnd, Release
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
+from pipeline.sse import Event, encode_data
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
 PROTOCOL = "generic-sse"
 DONE = "[DONE]"
 BLOCKED_MESSAGE = "The response was stopped by a content filter."
+
+
+def _error_body(message: str, kind: str, code: str) -> dict[str, Any]:
+    """The one error shape of a generic route, streamed or not."""
+    return {"error": {"message": message, "type": kind, "code": code}}
 
 
 class GenericStream(StreamAdapter):
@@ -50,17 +55,17 @@ class GenericStream(StreamAdapter):
             if self.done:
                 return flushed
             self.completed = self.done = True
-            return flushed + encode(event)
+            return flushed + reencode(event, event.data)
         if not event.data:
-            return encode(event)
+            return reencode(event, event.data)
         self.text_chunks += 1
         release = await feed(self._chain(event.event), event.data)
         self.released_chars += len(release.text)
         out = b""
         if release.text == event.data:
-            out = encode(event)
+            out = reencode(event, event.data)
         elif release.text:
-            out = encode(dataclasses.replace(event, data=release.text))
+            out = reencode(event, release.text)
         return out + self._end_blocked(release) if release.block else out
 
     async def end(self) -> bytes:
@@ -101,12 +106,42 @@ class GenericStream(StreamAdapter):
         return self._error_event(message, "proxy_error", code)
 
     def _error_event(self, message: str, kind: str, code: str) -> bytes:
-        body = {"error": {"message": message, "type": kind, "code": code}}
-        return encode_data(json.dumps(body), "error")
+        return encode_data(json.dumps(_error_body(message, kind, code)), "error")
 
 
 class GenericBody(BodyAdapter):
-    """JSON bodies of a generic route pass through: arbitrary JSON has no known text fields."""
+    """Filters a JSON body as one document: arbitrary JSON has no known text fields.
+
+    The body is serialised, run whole through the ``body`` channel and parsed back, so a
+    route's stages see every string in it, keys included. A block, or a result that is no
+    longer a JSON object, fails closed: the client gets the generic error object instead.
+    """
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        return body
+        channel = Channel(
+            key="body",
+            kind=ChannelKind.JSON,
+            protocol=PROTOCOL,
+            route=self.response.plan.route.name,
+        )
+        chain = self.response.chain(channel)
+        if chain.empty:
+            return body  # nothing would look at it: skip serialising it
+        # ensure_ascii=False: stages must see the characters, not \u escapes of them.
+        text = json.dumps(body, ensure_ascii=False)
+        release = await self.whole(chain, text, ChannelEnd.COMPLETE)
+        if release.block:
+            return self._blocked(release.block)
+        if release.text == text:
+            return body
+        try:
+            filtered = json.loads(release.text)
+        except json.JSONDecodeError:
+            filtered = None
+        if not isinstance(filtered, dict):
+            return self._blocked("filtered body is not a JSON object")
+        return filtered
+
+    def _blocked(self, reason: str) -> dict[str, Any]:
+        self.blocked = reason
+        return _error_body(BLOCKED_MESSAGE, "content_filter", "content_filter")

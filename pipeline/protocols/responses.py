@@ -16,18 +16,27 @@ streamed goes through the channel's chain too, so no path bypasses the stages. A
 ``logprobs`` list repeats raw tokens: it is emptied on any delta whose text was altered or
 partly held, and in every aggregate of such a channel.
 
+Opening text: the API adds items and content parts empty. Text that an
+``response.output_item.added`` (message content, function-call ``arguments``) or a
+``response.content_part.added`` carries anyway is fed to its channel there, and the event
+carries what was released; the held rest follows in the channel's next delta, so the
+opening text plus the deltas always spell what the aggregates carry. A block there sends
+the event with the text before the block (an item without its later parts), then ends the
+stream as below.
+
 ``sequence_number``: the proxy adds and drops events, so it numbers every event it writes
 itself, starting from the upstream's first number (a resumed stream keeps its offset) and
-increasing by one, with no gaps.
+increasing by one, with no gaps. Upstream events keep their ``id:`` and ``retry:`` fields.
 
-Blocking: nothing more is released; every open content part and item is closed with its
-``.done`` events carrying what was released (items with status ``incomplete``), then
-``response.incomplete`` with ``incomplete_details: {"reason": "content_filter"}``, the
-status the API itself uses when its own filter stops a response, and ``usage`` counting the
-text deltas the proxy saw. The SDKs accept it; note that the OpenAI Python SDK's
-``responses.stream(...).get_final_response()`` raises ``RuntimeError`` for *any* stream
-that ends without ``response.completed``, so a client should iterate events or check
-``response.incomplete`` rather than rely on it.
+Blocking: nothing more is released (text a stage released together with its block, even
+while a channel finishes, still goes out as a delta); every open content part and item is
+closed with its ``.done`` events carrying what was released (items with status
+``incomplete``), then ``response.incomplete`` with ``incomplete_details: {"reason":
+"content_filter"}``, the status the API itself uses when its own filter stops a response,
+and ``usage`` counting the text deltas the proxy saw. The SDKs accept it; note that the
+OpenAI Python SDK's ``responses.stream(...).get_final_response()`` raises ``RuntimeError``
+for *any* stream that ends without ``response.completed``, so a client should iterate
+events or check ``response.incomplete`` rather than rely on it.
 
 Errors: :meth:`ResponsesStream.error` writes an ``error`` event with ``code``, ``message``
 and ``param`` at the top level (the documented shape) and the same fields nested under
@@ -44,7 +53,7 @@ import json
 from typing import Any
 
 from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -103,6 +112,21 @@ def _kind_of(part: object) -> str | None:
     """The channel kind of a content part; None for a part that carries no text."""
     kind = part.get("type") if isinstance(part, dict) else None
     return _PART_KINDS.get(kind) if isinstance(kind, str) else None
+
+
+def _holders(item: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    """Where an item keeps its channels' text: (content index, channel kind, holder)."""
+    if item.get("type") == "function_call":
+        return [(ARGUMENTS, "arguments", item)]
+    content = item.get("content")
+    if item.get("type") != "message" or not isinstance(content, list):
+        return []
+    holders = []
+    for index, holder in enumerate(content):
+        kind = _kind_of(holder)
+        if kind is not None:
+            holders.append((index, kind, holder))
+    return holders
 
 
 def _end_for(item: dict[str, Any]) -> ChannelEnd:
@@ -186,14 +210,7 @@ class ResponsesStream(StreamAdapter):
         self._next: int | None = None
 
     async def on_event(self, event: Event) -> bytes:
-        try:
-            payload = json.loads(event.data)
-        except json.JSONDecodeError:
-            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
-        if not isinstance(payload, dict):
-            return self.fail(
-                "upstream sent an event that is not a JSON object", "upstream_bad_event"
-            )
+        payload = self.parse_object(event)
         kind = payload.get("type")
         if not isinstance(kind, str):
             return self._emit(event, payload, False)
@@ -202,14 +219,14 @@ class ResponsesStream(StreamAdapter):
         if kind in _DONE_KINDS or kind == "response.content_part.done":
             return await self._on_part_done(event, payload, kind)
         if kind == "response.content_part.added":
-            self._on_part_added(payload)
-        elif kind == "response.output_item.added":
-            self._on_item_added(payload)
-        elif kind == "response.output_item.done":
+            return await self._on_part_added(event, payload)
+        if kind == "response.output_item.added":
+            return await self._on_item_added(event, payload)
+        if kind == "response.output_item.done":
             return await self._on_item_done(event, payload)
-        elif kind in _FINAL:
+        if kind in _FINAL:
             return await self._on_final(event, payload)
-        elif kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
+        if kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
             self._response = payload["response"]
         elif kind == "error":
             self.done = True  # the upstream's own error ends the stream; held text is dropped
@@ -227,9 +244,9 @@ class ResponsesStream(StreamAdapter):
     def _emit(self, event: Event, payload: dict[str, Any], changed: bool) -> bytes:
         number = self._number(payload.get("sequence_number"))
         if not changed and payload.get("sequence_number") == number:
-            return encode_data(event.data, event.event)  # fast path: the upstream's own event
+            return reencode(event, event.data)  # fast path: the upstream's own event
         payload["sequence_number"] = number
-        return encode_data(_dumps(payload), event.event)
+        return reencode(event, _dumps(payload))
 
     def _new(self, payload: dict[str, Any]) -> bytes:
         """An event the proxy writes itself, numbered in turn."""
@@ -286,9 +303,28 @@ class ResponsesStream(StreamAdapter):
         if self.blocked is None:
             self._absorb(part, await finish(self._chain(part), end))
         tail = "".join(part.released[start:])
-        if not tail or self.blocked is not None or part.key[0] not in self._items:
+        # Text released together with a block is final too: it goes out as a delta so the
+        # aggregates the block writes carry exactly what the deltas delivered.
+        if not tail or part.key[0] not in self._items:
             return b""
         return self._new(part.delta_event(tail))
+
+    async def _open(self, part: _Part, holder: dict[str, Any]) -> bool:
+        """Filter the text an ``.added`` event opens a channel with; whether it changed.
+
+        The API opens channels empty, so text here would otherwise skip every stage. The
+        event then carries what the channel released so far, as an aggregate does; the
+        held rest follows in the channel's next delta.
+        """
+        text = holder.get(part.kind)
+        if not isinstance(text, str) or not text:
+            return False
+        if not part.finished and len(text) > part.fed:
+            piece = text[part.fed :]
+            release = await self._feed(part, piece)
+            if release.text != piece or self._chain(part).held:
+                part.altered = True
+        return self._rewrite(holder, part)
 
     def _rewrite(self, holder: dict[str, Any], part: _Part) -> bool:
         """Put the released text into an aggregate; whether it differed."""
@@ -324,13 +360,21 @@ class ResponsesStream(StreamAdapter):
             out = self._emit(event, payload, changed)
         return out + self._end_blocked() if self.blocked else out
 
-    def _on_part_added(self, payload: dict[str, Any]) -> None:
+    async def _on_part_added(self, event: Event, payload: dict[str, Any]) -> bytes:
         output = payload.get("output_index")
         content = payload.get("content_index")
-        part = payload.get("part")
-        kind = _kind_of(part)
-        if isinstance(output, int) and isinstance(content, int) and kind is not None:
-            self._part((output, content), kind, payload.get("item_id"))
+        holder = payload.get("part")
+        kind = _kind_of(holder)
+        if (
+            not isinstance(output, int)
+            or not isinstance(content, int)
+            or not isinstance(holder, dict)
+            or kind is None
+        ):
+            return self._emit(event, payload, False)
+        part = self._part((output, content), kind, payload.get("item_id"))
+        out = self._emit(event, payload, await self._open(part, holder))
+        return out + self._end_blocked() if self.blocked else out
 
     async def _on_part_done(self, event: Event, payload: dict[str, Any], kind: str) -> bytes:
         """A text ``.done`` event or ``response.content_part.done``: finish, then rewrite."""
@@ -350,14 +394,27 @@ class ResponsesStream(StreamAdapter):
         part.part_done = part.part_done or holder is not payload
         return out + self._emit(event, payload, self._rewrite(holder, part))
 
-    def _on_item_added(self, payload: dict[str, Any]) -> None:
+    async def _on_item_added(self, event: Event, payload: dict[str, Any]) -> bytes:
         output = payload.get("output_index")
         item = payload.get("item")
         if not isinstance(output, int) or not isinstance(item, dict):
-            return
+            return self._emit(event, payload, False)
         self._items[output] = _Item(item)
         if isinstance(item.get("id"), str):
             self._ids[item["id"]] = output
+        changed = False
+        for content, kind, holder in _holders(item):
+            if not holder.get(kind):
+                continue  # the API adds items empty: no channel until text arrives
+            part = self._part((output, content), kind, item.get("id"))
+            changed = await self._open(part, holder) or changed
+            if self.blocked:
+                if content != ARGUMENTS:
+                    del item["content"][content + 1 :]  # later parts were never filtered
+                changed = True
+                break
+        out = self._emit(event, payload, changed)
+        return out + self._end_blocked() if self.blocked else out
 
     async def _on_item_done(self, event: Event, payload: dict[str, Any]) -> bytes:
         output = payload.get("output_index")
@@ -376,15 +433,7 @@ class ResponsesStream(StreamAdapter):
         end = _end_for(item)
         out: list[bytes] = []
         changed = False
-        holders: list[tuple[int, str, dict[str, Any]]] = []
-        if item.get("type") == "function_call":
-            holders.append((ARGUMENTS, "arguments", item))
-        elif item.get("type") == "message" and isinstance(item.get("content"), list):
-            for content, holder in enumerate(item["content"]):
-                kind = _kind_of(holder)
-                if kind is not None:
-                    holders.append((content, kind, holder))
-        for content, kind, holder in holders:
+        for content, kind, holder in _holders(item):
             part = self._part((output, content), kind, item.get("id"))
             out.append(await self._finish(part, end, holder.get(kind)))
             if self.blocked:
