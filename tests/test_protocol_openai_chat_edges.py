@@ -137,3 +137,19 @@ def test_whole_response_releases_text_before_the_finish() -> None:
     assert {"content": "ab"} == texts(out)
     kinds = ["finish" if c["choices"][0]["finish_reason"] else "text" for c in out[1:]]
     assert ["text", "finish"] == kinds
+
+
+def test_upstream_event_ids_are_kept_on_rewritten_chunks() -> None:
+    """An upstream ``id:`` survives the rewrite, so Last-Event-ID resumption still works."""
+    plan = build_plans(parse_config(BLOCK_WORD.replace("block: true", "block: false")))["r"]
+    adapter = OpenAIChatStream(ResponseFilter(plan), RequestInfo())
+    raw = b"id: 7\n" + chunk({"content": "a secret b "})
+
+    async def go() -> bytes:
+        return await adapter.feed(SSEDecoder().feed(raw))
+
+    [event] = [e for e in SSEDecoder().feed(asyncio.run(go())) if isinstance(e, Event)]
+    assert ("7", "a [MASKED] b ") == (
+        event.id,
+        json.loads(event.data)["choices"][0]["delta"]["content"],
+    )

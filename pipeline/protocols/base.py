@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.engine import Chain, ResponseFilter
+from pipeline.engine import Chain, ResponseFilter, merge_releases
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Comment, Event, encode, encode_data
 from pipeline.stage import NOTHING, ChannelEnd, Release
@@ -150,5 +150,4 @@ class BodyAdapter(ABC):
         first = await feed(chain, text)
         if first.block:
             return first
-        last = await finish(chain, end)
-        return Release(first.text + last.text, last.block, first.findings + last.findings)
+        return merge_releases(first, await finish(chain, end))

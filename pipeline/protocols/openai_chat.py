@@ -23,7 +23,7 @@ import json
 from typing import Any, ClassVar
 
 from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish
+from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -119,21 +119,14 @@ class OpenAIChatStream(StreamAdapter):
         if event.data == "[DONE]":
             flushed = await self._finish_all()
             self.completed = self.done = True
-            return flushed + encode_data("[DONE]", event.event)
-        try:
-            chunk = json.loads(event.data)
-        except json.JSONDecodeError:
-            return self.fail("upstream sent an event that is not JSON", "upstream_bad_event")
-        if not isinstance(chunk, dict):
-            return self.fail(
-                "upstream sent an event that is not a JSON object", "upstream_bad_event"
-            )
+            return flushed + reencode(event, "[DONE]")
+        chunk = self.parse_object(event)
         if "error" in chunk:
             self.done = True  # the upstream's own error ends the stream; held text is dropped
-            return encode_data(event.data, event.event)
+            return reencode(event, event.data)
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
-            return encode_data(event.data, event.event)  # the usage chunk, or a keep-alive
+            return reencode(event, event.data)  # the usage chunk, or a keep-alive
         self._envelope = {k: v for k, v in chunk.items() if k not in _ENVELOPE_SKIP}
         return await self._rewrite(event, chunk, choices)
 
@@ -188,10 +181,10 @@ class OpenAIChatStream(StreamAdapter):
 
     def _emit(self, event: Event, chunk: dict[str, Any], changed: bool, emptied: bool) -> bytes:
         if not changed:
-            return encode_data(event.data, event.event)  # fast path: the upstream's own bytes
+            return reencode(event, event.data)  # fast path: the upstream's own data
         if emptied:
             return b""  # everything in it is held: an empty chunk would only add noise
-        return encode_data(_dumps(chunk), event.event)
+        return reencode(event, _dumps(chunk))
 
     async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
         """Filter every text field of one delta in place: (it changed, text is held).
