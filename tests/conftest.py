@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 import structlog
 from aiohttp import web
@@ -23,6 +24,23 @@ def recorded_dir() -> Path:
     if not RECORDED.is_dir():
         pytest.skip(f"recorded upstream streams not found at {RECORDED} (../shared is absent)")
     return RECORDED
+
+
+_SDK_CLIENTS: list[openai.AsyncOpenAI] = []
+
+
+def openai_client(url: str) -> openai.AsyncOpenAI:
+    """An ``openai`` SDK client for a proxy at ``url``, no retries, closed after the test."""
+    sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
+    _SDK_CLIENTS.append(sdk)
+    return sdk
+
+
+@pytest.fixture(autouse=True)
+async def _close_sdk_clients() -> AsyncIterator[None]:
+    yield
+    while _SDK_CLIENTS:
+        await _SDK_CLIENTS.pop().close()
 
 
 @pytest.fixture(autouse=True)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import openai
-import pytest
 
 from pipeline.resources import default_config
 from pipeline.simulator import DEFAULT_TEXT
 from pipeline.testing import split_at
 from tests.conftest import StackFactory
+from tests.conftest import openai_client as client
 
 ROUTES = """
 routes:
@@ -25,20 +22,6 @@ routes:
         action: {action}
 """
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
-_CLIENTS: list[openai.AsyncOpenAI] = []
-
-
-def client(url: str) -> openai.AsyncOpenAI:
-    sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
-    _CLIENTS.append(sdk)
-    return sdk
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _CLIENTS:
-        await _CLIENTS.pop().close()
 
 
 async def stream(url: str, chunks: list[str], **kwargs: Any) -> tuple[str, list[str | None]]:

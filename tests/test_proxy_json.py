@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import openai
-import pytest
 
 from pipeline.testing import split_at
 from tests.conftest import StackFactory
+from tests.conftest import openai_client as client
 
 ROUTES = """
 routes:
@@ -31,21 +28,6 @@ FORMAT: Any = {
     "json_schema": {"name": "person", "schema": SCHEMA, "strict": True},
 }
 MESSAGES: Any = [{"role": "user", "content": "who?"}]
-
-_CLIENTS: list[openai.AsyncOpenAI] = []
-
-
-def client(url: str) -> openai.AsyncOpenAI:
-    sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
-    _CLIENTS.append(sdk)
-    return sdk
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _CLIENTS:
-        await _CLIENTS.pop().close()
 
 
 async def stream(url: str, **kwargs: Any) -> tuple[str, str | None]:

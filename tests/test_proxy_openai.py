@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 
 from pipeline.testing import split_at
 from tests.conftest import StackFactory
+from tests.conftest import openai_client as client
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 TOOLS: Any = [
@@ -47,23 +47,6 @@ routes:
       - type: "tests.stages_for_tests:ExplodeFactory"
         after_chars: 10
 """
-
-
-_CLIENTS: list[openai.AsyncOpenAI] = []
-
-
-def client(url: str) -> openai.AsyncOpenAI:
-    """An SDK client for the proxy, closed after the test."""
-    sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
-    _CLIENTS.append(sdk)
-    return sdk
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _CLIENTS:
-        await _CLIENTS.pop().close()
 
 
 async def stream_text(url: str, **kwargs: Any) -> tuple[dict[int, str], list[Any]]:
