@@ -17,7 +17,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,18 +78,20 @@ class Finding:
     """Filled in by the engine with the channel key."""
 
 
-@dataclass(frozen=True, slots=True)
-class Release:
+class Release(NamedTuple):
     """What a stage returns from one ``feed`` or ``finish`` call.
 
     ``text`` is released to the next stage (or the client) now. A non-empty ``block`` ends
     the response: the engine discards everything still held anywhere in the response and
     ends the stream the protocol's way, after emitting ``text``.
+
+    A named tuple rather than a dataclass: one is built per stage per token, and a tuple
+    is the cheapest immutable record Python has.
     """
 
     text: str = ""
     block: str | None = None
-    findings: tuple[Finding, ...] = field(default=())
+    findings: tuple[Finding, ...] = ()
 
 
 NOTHING = Release()
