@@ -113,7 +113,8 @@ class OpenAIChatStream(StreamAdapter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._choices = _Choices(self, self.protocol)
-        self._envelope: dict[str, Any] = {"object": self.chunk_object}
+        self._last: dict[str, Any] = {"object": self.chunk_object}
+        """The latest upstream chunk: its id, model... head the chunks the proxy writes."""
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
@@ -127,7 +128,7 @@ class OpenAIChatStream(StreamAdapter):
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
             return reencode(event, event.data)  # the usage chunk, or a keep-alive
-        self._envelope = {k: v for k, v in chunk.items() if k not in _ENVELOPE_SKIP}
+        self._last = chunk
         return await self._rewrite(event, chunk, choices)
 
     async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
@@ -170,7 +171,8 @@ class OpenAIChatStream(StreamAdapter):
                 changed = changed or len(kept) < len(choices)
                 break
         chunk["choices"] = kept
-        out = self._emit(event, chunk, changed, all(map(self._is_empty_choice, kept)))
+        emptied = changed and all(map(self._is_empty_choice, kept))
+        out = self._emit(event, chunk, changed, emptied)
         out += b"".join(encode_data(_dumps(self._chunk(c))) for c in (*flushes, *finishes))
         if self.blocked is not None:
             out += self._end_blocked()
@@ -303,7 +305,8 @@ class OpenAIChatStream(StreamAdapter):
     def _chunk(
         self, *choices: dict[str, Any], usage: dict[str, int] | None = None
     ) -> dict[str, Any]:
-        chunk = {**self._envelope, "choices": list(choices)}
+        chunk = {k: v for k, v in self._last.items() if k not in _ENVELOPE_SKIP}
+        chunk["choices"] = list(choices)
         if usage is not None:
             chunk["usage"] = usage
         return chunk
