@@ -1,10 +1,13 @@
-"""``streamsieve`` command line: serve, check-config, simulate."""
+"""``streamsieve`` command line: serve, check-config, simulate, replay, record."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,6 +141,24 @@ async def _simulate(args: argparse.Namespace) -> None:
     await serve_forever(runner)
 
 
+def _demo_config(simulator_port: int) -> Path:
+    """The embedded default config, pointed at the simulator's port.
+
+    With another ``--simulator-port`` a copy is written to a temporary folder, so reloads
+    and worker processes read the same file the proxy started with.
+    """
+    path = default_config()
+    if simulator_port == DEFAULT_SIMULATOR_PORT:
+        return path
+    folder = Path(tempfile.mkdtemp(prefix="streamsieve-demo-"))
+    atexit.register(shutil.rmtree, folder, True)
+    text = path.read_text(encoding="utf-8")
+    local = f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}"
+    copy = folder / path.name
+    copy.write_text(text.replace(local, f"http://127.0.0.1:{simulator_port}"), encoding="utf-8")
+    return copy
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure(args.log_format, args.log_level)
@@ -151,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_simulate(args))
             return 0
         embedded = args.config is None
-        config = load_config(default_config() if embedded else args.config)
+        config = load_config(_demo_config(args.simulator_port) if embedded else args.config)
         if args.workers > 1 and args.port == 0:
             print("streamsieve: --workers needs a fixed --port (each binds it)", file=sys.stderr)
             return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +18,17 @@ import pytest
 
 from tests.ops_support import (
     MASK_ROUTE,
+    REPO,
     chat_body,
+    cli,
+    free_port,
     get_metrics,
     metric,
     serve_process,
     simulator_process,
     sse_data,
     text_of,
+    wait_until_listening,
 )
 
 
@@ -175,3 +180,23 @@ async def _wait_for_count(http: aiohttp.ClientSession, admin_url: str, expected:
             break
         await asyncio.sleep(0.02)
     return value
+
+
+async def test_embedded_default_follows_the_simulator_port(tmp_path: Path) -> None:
+    """``serve`` with no config runs the demo on whatever ports it is given."""
+    port, simulator, admin = free_port(), free_port(), free_port()
+    argv = cli("serve", "--port", str(port), "--simulator-port", str(simulator))
+    process = _start(argv + ["--admin-port", str(admin)], tmp_path / "demo.log")
+    try:
+        wait_until_listening(admin)
+        async with aiohttp.ClientSession() as http:
+            text = await say(http, f"http://127.0.0.1:{port}", "write to jane@example.com")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert "write to [EMAIL]" == text
+
+
+def _start(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
