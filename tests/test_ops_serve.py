@@ -186,7 +186,7 @@ async def test_embedded_default_follows_the_simulator_port(tmp_path: Path) -> No
     """``serve`` with no config runs the demo on whatever ports it is given."""
     port, simulator, admin = free_port(), free_port(), free_port()
     argv = cli("serve", "--port", str(port), "--simulator-port", str(simulator))
-    process = _start(argv + ["--admin-port", str(admin)], tmp_path / "demo.log")
+    process = _start([*argv, "--admin-port", str(admin)], tmp_path / "demo.log")
     try:
         wait_until_listening(admin)
         async with aiohttp.ClientSession() as http:
