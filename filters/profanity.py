@@ -4,8 +4,9 @@ Matching is whole-word, never substring, so *Scunthorpe*, *assassin* and *cockta
 The text is cut into words (letters, digits, the leetspeak symbols ``@ $ ! * |`` and
 apostrophes) and each word is tested against one regex compiled from the word lists as a
 trie, so a word costs one regex call however long the list is (and plain words that start
-no entry are turned away by a letter trie before that). The regex tolerates the usual
-evasions:
+no entry are turned away by a letter trie before that). A piece in which no word
+could start a candidate, as most pieces of prose are, is released after a single stdlib
+search, without a scan. The regex tolerates the usual evasions:
 
 - case (``ShIt``) and leetspeak: ``$``/``5`` for s, ``7`` for t, ``8`` for b, ``9``/``6``
   for g, ``1``/``|`` for l, ``v`` for u, and any of ``4 @ 3 1 ! | 0`` for any vowel
@@ -291,8 +292,17 @@ class _Lexicon:
     has_phrases: bool
     allow: frozenset[str]
     skeletons: dict[str, Any]
-    """Trie of the entries lowercased, v read as u, each run of one letter kept once: a
-    plain word whose skeleton leaves it can be no entry's prefix, so the regex is skipped."""
+    """Trie of the entries lowercased, v read as u, each run of one letter kept once (a
+    ``""`` key marks an entry's end): a plain word whose skeleton leaves it can be no
+    entry's prefix, so the regex is skipped."""
+    prefixes: frozenset[str]
+    """Every prefix of every entry as listed: an ASCII word that is one, case aside, is
+    the start of a match of ``unit`` (each letter once, as its own letter)."""
+    stirring: re.Pattern[str]
+    """Finds, in a text channel, the start of a one-letter word or of a word that
+    :meth:`ruled_out` does not rule out: where a candidate could start."""
+    stirring_ascii: re.Pattern[str]
+    """``stirring`` for ASCII text lowercased, several times cheaper."""
     rules: tuple[tuple[str, Any], ...]
     """(rule, matcher) of every source but the last, in order, to name a match's rule;
     a matcher accepts entries back to back, as a spaced-out run may hold several."""
@@ -301,18 +311,53 @@ class _Lexicon:
 
     def ruled_out(self, word: str) -> bool:
         """Cheap proof that the plain ASCII ``word`` starts no entry; ``False`` if unsure."""
-        if not (word.isascii() and word.isalpha()):
-            return False
+        return word.isascii() and word.isalpha() and self._skeleton_node(word) is None
+
+    def _skeleton_node(self, text: str) -> dict[str, Any] | None:
+        """The trie node ``text``'s skeleton leads to, or None when it leaves the trie."""
         node = self.skeletons
         previous = ""
-        for letter in word.lower().replace("v", "u"):
+        for letter in text.lower().replace("v", "u"):
             if letter != previous:
                 child = node.get(letter)
                 if child is None:
-                    return True
+                    return None
                 node = child
                 previous = letter
-        return False
+        return node
+
+    # On ASCII letters (and the single spaces joining a phrase's words) ``unit`` can
+    # only match an entry's letters with repeats of each (v also for u): its edges,
+    # possessive and other leet characters hold no letter. A match, or a partial one,
+    # then has the text's skeleton, so the trie can say no for the regex; a literal
+    # prefix of an entry can say yes. The regex decides the rest.
+
+    def grows(self, joined: str) -> bool:
+        """``unit`` matches ``joined`` or may once it has grown (partial match)."""
+        if joined.isascii() and joined.lower() in self.prefixes:
+            return True
+        return self.unit.fullmatch(joined, partial=True) is not None
+
+    def whole(self, joined: str) -> Any:
+        """``unit``'s match of all of ``joined``, or None."""
+        if _letters(joined):
+            node = self._skeleton_node(joined)
+            if node is None or "" not in node:
+                return None
+        return self.unit.fullmatch(joined)
+
+    def continues(self, joined: str) -> bool:
+        """``joined`` may be the first words of a phrase, another word to follow."""
+        if _letters(joined) and self._skeleton_node(joined + " ") is None:
+            return False
+        return self.unit.fullmatch(joined + " ", partial=True) is not None
+
+    def quiet(self, text: str, start: int) -> bool:
+        """Whether no candidate can start in ``text[start:]`` (a text channel's): one
+        stdlib search, which most pieces of prose pass, so they need no scan."""
+        if text.isascii():
+            return self.stirring_ascii.search(text.lower(), start) is None
+        return self.stirring.search(text, start) is None
 
     def accepts(self, word: str) -> bool:
         """A complete match counts: not a bare number, not allow-listed as written."""
@@ -334,6 +379,11 @@ class _Lexicon:
         return self.last_rule
 
 
+def _letters(joined: str) -> bool:
+    """Only ASCII letters and the single spaces that join the words of a phrase."""
+    return joined.isascii() and joined.replace(" ", "").isalpha()
+
+
 def _skeleton_trie(entries: Iterable[str]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for entry in entries:
@@ -343,7 +393,44 @@ def _skeleton_trie(entries: Iterable[str]) -> dict[str, Any]:
             if letter != previous:
                 node = node.setdefault(letter, {})
                 previous = letter
+        node[""] = {}
     return root
+
+
+def _skeleton_pattern(node: dict[str, Any]) -> str:
+    """The lowercase ASCII words whose skeleton walks from ``node`` without leaving the
+    trie: :meth:`_Lexicon.ruled_out`'s walk as a regex. A run of one letter is that
+    letter's repeats, u's run takes v too; other characters never lie on a word's walk.
+    Each branch opens with a literal, which the stdlib engine tests without entering it.
+    """
+    branches = []
+    for letter, child in sorted(node.items()):
+        if not ("a" <= letter <= "z"):
+            continue
+        run = "[uv][uv]*" if letter == "u" else f"{letter}{letter}*"
+        rest = _skeleton_pattern(child)
+        branches.append(f"{run}{rest}?" if rest else run)
+    return f"(?:{'|'.join(branches)})" if branches else ""
+
+
+def _stirring(skeletons: dict[str, Any]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``_Lexicon.stirring`` and ``stirring_ascii``: after a word's start, one character,
+    a word not only of ASCII letters, or one on an entry's skeleton."""
+    viable = _skeleton_pattern(skeletons) or "(?!)"
+    token = f"(?:[^\\W_]|{_WORD_CHARS})"
+    ascii_token = "[0-9a-z@$!*|']"
+    return (
+        re.compile(
+            f"(?<![^\\W_])(?<!{_WORD_CHARS})"
+            f"(?:(?i:{viable})(?![A-Za-z])"
+            f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{_WORD_CHARS})"
+            f"|{token}(?!{token}))"
+        ),
+        re.compile(
+            f"(?<!{ascii_token})"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9@$!*|']|{ascii_token}(?!{ascii_token}))"
+        ),
+    )
 
 
 def _compile(sources: Sequence[tuple[str, list[str]]], allow: Iterable[str]) -> _Lexicon:
@@ -354,13 +441,18 @@ def _compile(sources: Sequence[tuple[str, list[str]]], allow: Iterable[str]) -> 
         by_rule.setdefault(rule, []).extend(e for e in entries if e not in dropped)
     everything = sorted({e for entries in by_rule.values() for e in entries})
     singles = [e for e in everything if " " not in e]
+    skeletons = _skeleton_trie(everything)
+    stirring, stirring_ascii = _stirring(skeletons)
     named = list(by_rule.items())
     return _Lexicon(
         unit=_unit_regex(everything),
         run=regex.compile(f"(?:{_trie_pattern(singles, repeats=False)})+", regex.IGNORECASE),
         has_phrases=len(singles) < len(everything),
         allow=BUILTIN_ALLOW | dropped | {_allow_key(word) for word in allow},
-        skeletons=_skeleton_trie(everything),
+        skeletons=skeletons,
+        prefixes=frozenset(entry[:end] for entry in everything for end in range(1, len(entry) + 1)),
+        stirring=stirring,
+        stirring_ascii=stirring_ascii,
         rules=tuple(
             (rule, regex.compile(f"(?:{_trie_pattern(entries, True)})+", regex.IGNORECASE))
             for rule, entries in named[:-1]
@@ -478,15 +570,14 @@ class _Scan:
         k = i
         while True:
             if spans[k][1] >= limit and not closed:
-                grows = lex.unit.fullmatch(joined, partial=True) is not None
-                return _PENDING if grows else best
-            match = lex.unit.fullmatch(joined)
+                return _PENDING if lex.grows(joined) else best
+            match = lex.whole(joined)
             if match is not None:
                 best = self._unit_hit(match, pieces) or best
             if not lex.has_phrases:
                 return best
             gap = self._gap_after(k, limit, closed)
-            if gap is _Gap.BROKEN or lex.unit.fullmatch(joined + " ", partial=True) is None:
+            if gap is _Gap.BROKEN or not lex.continues(joined):
                 return best
             if gap is _Gap.OPEN:
                 return _PENDING
@@ -612,6 +703,7 @@ class ProfanityStage:
         "_bound",
         "_context",
         "_done",
+        "_json",
         "_lexicon",
         "_mask",
         "_offset",
@@ -636,6 +728,7 @@ class ProfanityStage:
         self._pending = ""
         self._offset = 0  # channel offset of _pending[0]
         self._done = False
+        self._json = tokens is _JSON_TOKEN
 
     @property
     def held(self) -> int:
@@ -646,7 +739,20 @@ class ProfanityStage:
         """Release the text before the first word that could still become a match."""
         if self._done or not text:
             return NOTHING
-        self._pending += text
+        pending = self._pending + text
+        if len(pending) <= self._bound:
+            # When no word that starts in the undecided text could start a candidate (a
+            # piece of prose, or one that ends a held word), a scan would release it
+            # whole: skip the scan. JSON reads a letter after a backslash as an escape,
+            # which ``quiet`` does not.
+            context = self._context
+            joined = context + pending
+            if (not self._json or "\\" not in joined) and self._lexicon.quiet(joined, len(context)):
+                self._offset += len(pending)
+                self._context = joined[-_CONTEXT:]
+                self._pending = ""
+                return Release(text if self._action == "flag" else pending)
+        self._pending = pending
         return self._advance(text, final=False)
 
     def finish(self, end: ChannelEnd) -> Release:

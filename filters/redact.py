@@ -21,9 +21,13 @@ Each candidate is judged on at most ``max_holdback`` characters from its start (
 of the regex call), never on how much text happened to arrive, which is what makes the
 output and findings identical for every split of the same text.
 
-A feed searches only with the detectors that have a live candidate or whose first
-characters occur in the new text, each from its live candidate or the new text on: a
-token of prose costs about three regex calls, never a rescan of what was released.
+A feed searches only with the detectors that have a live candidate or that can start in
+the new text (at a first character of theirs where a word starts, or anywhere for the
+BEGIN line, whose boundary allows it), each from its live candidate or the new text on.
+Each tries its ``opening`` first, a stdlib search that rules out nearly everything, and
+for an email address or IPv6 address still growing at the end finds it outright: a token
+of prose costs a stdlib search or two and no ``regex`` call, never a rescan of what was
+released. A JSON channel reads the same way until a backslash is in sight.
 
 What is held
 ------------
@@ -50,6 +54,7 @@ import enum
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,9 +71,11 @@ from filters.detectors import (
     DetectorSpec,
     Tail,
     Validator,
+    opening_source,
     pattern_source,
 )
 from pipeline.stage import (
+    NOTHING,
     Channel,
     ChannelEnd,
     ChannelKind,
@@ -89,6 +96,10 @@ may end in lookaheads we cannot measure."""
 _OVERFLOW_RUN = "[A-Za-z0-9_\\-.+/=@%]*"
 """Token characters dropped after an overflow mask: the rest of the over-long token."""
 
+_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_LONG_FEED = 64
+"""Past this many characters a feed triggers detectors by the characters it contains,
+wherever they are: a superset, found without a Python loop over every character."""
 _JSON_UNSAFE = regex.compile(r'["\\\x00-\x1f]')
 _QUOTE_OR_BACKSLASH = regex.compile(r'["\\]')
 _STRING_BODY = regex.compile(r'[^"\\]*(?:\\.[^"\\]*)*', regex.DOTALL)
@@ -99,7 +110,6 @@ _OVERFLOW, _OPEN, _MATCH = 0, 1, 2
 
 # (start, kind, -length, rule index, end): the smallest tuple is the candidate to act on.
 _Event = tuple[int, int, int, int, int]
-_STALE: _Event = (-1, 0, 0, 0, 0)
 
 
 class ReplacementStyle(enum.StrEnum):
@@ -283,6 +293,13 @@ class _Rule:
     tail: Tail
     tail_rx: Any
     style: ReplacementStyle
+    opening: Any
+    """Where a candidate may start (``re`` or ``regex`` pattern), or None."""
+    plain_opening: Any
+    """The text channel's ``opening``. In JSON it serves text without a backslash, where
+    the left boundary after an escape cannot apply, so the two read the same."""
+    needs: str
+    """``DetectorSpec.needs``: without it in the text, ``opening`` finds the candidate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,15 +318,30 @@ class _Plan:
     overflow_rx: Any
     starters: dict[str, int]
     """Per character, the bit mask of the detectors whose matches can start with it."""
+    inner: dict[str, int]
+    """``starters`` for a character right after an ASCII letter or digit: only the
+    detectors whose left boundary allows that; the others start only where a word does
+    (in JSON, where no backslash precedes: ``\\n`` is a boundary too)."""
     anywhere: int
     """Bit mask of the detectors whose matches can start with any character."""
 
-    def triggered(self, text: str, live: dict[int, int]) -> list[int]:
-        """Indices of the detectors to run on ``text``: those with a live candidate and
-        those whose first characters occur in ``text``."""
-        mask = self.anywhere if text else 0
-        for char in set(text):
-            mask |= self.starters.get(char, 0)
+    def triggered(self, s: str, fresh: int, live: dict[int, _Event], plain: bool) -> list[int]:
+        """Indices of the detectors to run on the new text ``s[fresh:]``: those with a
+        live candidate and those that can start at one of its characters. ``plain``:
+        ``s`` is text or JSON without a backslash."""
+        starters = self.starters
+        inner = self.inner if plain else starters
+        mask = self.anywhere if fresh < len(s) else 0
+        if len(s) - fresh > _LONG_FEED:
+            # A whole response in one feed: a loop over every character would cost more
+            # than the searches it saves, so any occurrence of a first character counts.
+            for char in set(s[fresh:]):
+                mask |= starters.get(char, 0)
+        else:
+            table = inner if fresh and s[fresh - 1] in _ALNUM else starters
+            for char in s[fresh:]:
+                mask |= table.get(char, 0)
+                table = inner if char in _ALNUM else starters
         for i in live:
             mask |= 1 << i
         indices = []
@@ -343,6 +375,12 @@ class _Plan:
         return f"[{rule.label} ****{kept[-4:] if len(kept) >= 8 else ''}]"
 
 
+def _word_start(spec: DetectorSpec) -> bool:
+    """Whether ``spec``'s left boundary rules out a start right after a letter or digit,
+    so in text channels new text triggers it only at the start of a word."""
+    return bool(spec.before) and all(regex.fullmatch(spec.before, char) for char in _ALNUM)
+
+
 class RedactFactory(StageFactory[RedactConfig]):
     """Compiles the detectors once per route; opens one :class:`RedactStage` per channel."""
 
@@ -364,6 +402,7 @@ class RedactFactory(StageFactory[RedactConfig]):
             allow_rx=tuple(regex.compile(p) for p in config.allow_patterns),
             overflow_rx=regex.compile(_OVERFLOW_RUN),
             starters=self._starters(specs),
+            inner=self._starters(specs, after_alnum=True),
             anywhere=sum(1 << i for i, spec in enumerate(specs) if not spec.first),
         )
         self._json = dataclasses.replace(
@@ -411,9 +450,11 @@ class RedactFactory(StageFactory[RedactConfig]):
         return styles
 
     @staticmethod
-    def _starters(specs: tuple[DetectorSpec, ...]) -> dict[str, int]:
+    def _starters(specs: tuple[DetectorSpec, ...], *, after_alnum: bool = False) -> dict[str, int]:
         starters: dict[str, int] = {}
         for i, spec in enumerate(specs):
+            if after_alnum and _word_start(spec):
+                continue
             for char in spec.first:
                 starters[char] = starters.get(char, 0) | 1 << i
         return starters
@@ -442,9 +483,20 @@ class RedactFactory(StageFactory[RedactConfig]):
                 tail=spec.tail,
                 tail_rx=regex.compile(f"{spec.tail_chars}*") if spec.tail_chars else None,
                 style=styles[spec.name],
+                opening=RedactFactory._opening(spec, json=json),
+                plain_opening=RedactFactory._opening(spec, json=False),
+                needs=spec.needs,
             )
             for spec in specs
         )
+
+    @staticmethod
+    def _opening(spec: DetectorSpec, *, json: bool) -> Any:
+        if not spec.opening:
+            return None
+        # stdlib re searches several times faster; JSON's escape lookbehinds need regex.
+        source = opening_source(spec, json=json)
+        return regex.compile(source) if json else re.compile(source)
 
 
 class _Mode(enum.Enum):
@@ -499,6 +551,7 @@ class RedactStage:
         "_found",
         "_json",
         "_live",
+        "_live_at",
         "_mode",
         "_numbering",
         "_out",
@@ -520,10 +573,12 @@ class RedactStage:
         self._ctx = ""
         self._pos = 0
         """Stream offset of the first input character not yet released or dropped."""
-        self._live: dict[int, int] = {}
-        """Stream offset of each detector's live candidate (one more input may still
-        complete, or one found beyond the held point); other detectors have no candidate
-        in the input seen so far."""
+        self._live: dict[int, _Event] = {}
+        """Each detector's live candidate (one more input may still complete, or one
+        found beyond the held point), as found in the last scan; other detectors have no
+        candidate in the input seen so far."""
+        self._live_at = 0
+        """Where ``_buf`` started in the last scan's text: ``_live``'s offsets are there."""
         self._run_rx: Any = None
         self._span_rule = ""
         self._span_start = 0
@@ -547,8 +602,10 @@ class RedactStage:
         return self._process("", final=True)
 
     def _process(self, text: str, final: bool) -> Release:
-        self._out = []
-        self._found = []
+        out: list[str] = []
+        found: list[Finding] = []
+        self._out = out
+        self._found = found
         rest: str | None = text
         while rest is not None:
             if self._mode is _Mode.SCAN:
@@ -557,39 +614,27 @@ class RedactStage:
                 rest = self._drop_run(rest, final)
             else:
                 rest = self._drop_pem(rest, final)
-        return Release(text="".join(self._out), findings=tuple(self._found))
+        if found:
+            return Release("".join(out), findings=tuple(found))
+        return Release("".join(out)) if out else NOTHING
 
     # --- scanning ---------------------------------------------------------------------
 
     def _scan(self, text: str, final: bool) -> str | None:
         """Release, replace and hold; return the input left over when a match switches
         to a dropping mode, else ``None``."""
-        s = self._ctx + self._buf + text
-        base = len(self._ctx)
+        ctx = self._ctx
+        s = ctx + self._buf + text
+        base = len(ctx)
         n = len(s)
+        # Without a backslash, JSON's escape-aware boundaries read like the text's.
+        plain = not self._plan.json or "\\" not in s
+        cache = self._firsts(s, base, n, text, final, plain)
+        event = min(cache.values(), default=None)
         p = base
-        # Only detectors with a live candidate or a possible first character in the new
-        # text can have a candidate; each searches from its live one or the new text.
-        fresh = n - len(text)
-        floors = {i: base + at - self._pos for i, at in self._live.items()}
-        active = self._plan.triggered(text, self._live)
-        cache: dict[int, _Event | None] = dict.fromkeys(active, _STALE)
-        for i in active:
-            floors.setdefault(i, fresh)
-        while True:
-            event = self._next(s, p, n, final, cache, floors)
-            if event is None:
-                self._plain(s, p, n)
-                p = n
-                break
-            start, kind, _, index, end = event
+        while event is not None and event[1] == _MATCH:
+            start, _, _, index, end = event
             self._plain(s, p, start)
-            if kind == _OPEN:
-                p = start
-                break
-            if kind == _OVERFLOW:
-                self._live = {}
-                return self._overflow(s, base, start)
             rule = self._plan.rules[index]
             self._replace(self._plan.render(rule, s[start:end], self._numbering))
             if rule.tail is not Tail.NONE:
@@ -599,33 +644,80 @@ class RedactStage:
                 Finding(rule.name, "redacted", self._at(base, start), self._at(base, end))
             )
             p = end
+            event = self._next(s, p, n, final, plain, cache)
+        if event is None:
+            self._plain(s, p, n)
+            p = n
+        else:
+            start = event[0]
+            self._plain(s, p, start)
+            if event[1] == _OVERFLOW:
+                self._live = {}
+                return self._overflow(s, base, start)
+            p = start
         self._buf = s[p:]
-        self._live = {i: self._at(base, event[0]) for i, event in cache.items() if event}
+        self._live = cache
+        self._live_at = p
         self._advance(s, base, p)
         return None
 
-    def _next(
-        self,
-        s: str,
-        p: int,
-        n: int,
-        final: bool,
-        cache: dict[int, _Event | None],
-        floors: dict[int, int],
-    ) -> _Event | None:
-        """The candidate to act on at or after ``p``; ``cache`` keeps each detector's
-        first candidate, still valid while it lies at or after ``p``."""
-        best: _Event | None = None
-        rules = self._plan.rules
-        for i, event in cache.items():
-            if event is not None and event[0] < p:
-                event = cache[i] = self._first(i, rules[i], s, max(p, floors[i]), n, final)
-            if event is not None and (best is None or event < best):
-                best = event
-        return best
+    def _firsts(
+        self, s: str, base: int, n: int, text: str, final: bool, plain: bool
+    ) -> dict[int, _Event]:
+        """Each detector's first candidate in ``s``, by detector; none: not listed.
 
-    def _first(self, i: int, rule: _Rule, s: str, p: int, n: int, final: bool) -> _Event | None:
-        """``rule``'s first candidate at or after ``p``.
+        Only detectors with a live candidate or a possible first character in the new
+        ``text`` can have one; each searches from its live one or the new text.
+        """
+        live = self._live
+        rules = self._plan.rules
+        shift = base - self._live_at
+        fresh = n - len(text)
+        cache: dict[int, _Event] = {}
+        for i in self._plan.triggered(s, fresh, live, plain):
+            event = live.get(i)
+            p = fresh if event is None else event[0] + shift
+            event = self._first(i, rules[i], s, p, n, final, plain)
+            if event is not None:
+                cache[i] = event
+        return cache
+
+    def _next(
+        self, s: str, p: int, n: int, final: bool, plain: bool, cache: dict[int, _Event]
+    ) -> _Event | None:
+        """The candidate to act on at or after ``p``. ``cache`` keeps each detector's
+        first candidate, still valid while it lies at or after ``p``; one before ``p``
+        is searched again from ``p`` (it lay at or after where its search began)."""
+        rules = self._plan.rules
+        for i, event in list(cache.items()):
+            if event[0] < p:
+                found = self._first(i, rules[i], s, p, n, final, plain)
+                if found is None:
+                    del cache[i]
+                else:
+                    cache[i] = found
+        return min(cache.values(), default=None)
+
+    def _first(
+        self, i: int, rule: _Rule, s: str, p: int, n: int, final: bool, plain: bool
+    ) -> _Event | None:
+        """``rule``'s first candidate at or after ``p``: its opening first, a stdlib
+        search that usually settles it, else the detector's own pattern."""
+        opening = rule.plain_opening if plain else rule.opening
+        if opening is not None and n - p <= self._plan.bound:
+            # One window reaches the end, so the opening's \Z is where a partial match ends.
+            m = opening.search(s, p, n)
+            if m is None:
+                return None
+            if rule.needs and s.find(rule.needs, p, n) < 0:
+                # No complete match without ``needs``: the opening found the only kind of
+                # candidate there is, one still growing at the end (none once final).
+                start = m.start()
+                return None if final or start == n else (start, _OPEN, 0, i, start)
+        return self._search(i, rule, s, p, n, final)
+
+    def _search(self, i: int, rule: _Rule, s: str, p: int, n: int, final: bool) -> _Event | None:
+        """``rule``'s first candidate at or after ``p``, by its pattern.
 
         The search runs in windows of ``bound`` characters: a position the search skips
         has no way through its window, hence none through its own (longer) window either.
