@@ -254,10 +254,9 @@ class RedactConfig(StageConfig):
 class Numbering:
     """Numbers for the ``numbered`` style: the same value gets the same number.
 
-    A stage gets its own by default, so numbering is per channel. An engine that wants
-    one numbering for a whole response creates one ``Numbering`` per response and passes
-    it to every ``RedactFactory.open`` of that response. Values are kept only as digests
-    keyed with a random per-instance key.
+    One per response and factory, shared by the response's channels through
+    ``Channel.scope``. Values are kept only as digests keyed with a random per-instance
+    key.
     """
 
     __slots__ = ("_counts", "_key", "_numbers")
@@ -415,10 +414,16 @@ class RedactFactory(StageFactory[RedactConfig]):
         return self._text.bound
 
     def open(self, channel: Channel, numbering: Numbering | None = None) -> RedactStage:
-        """A stage for ``channel``; pass one ``numbering`` to several channels to share
-        the ``numbered`` style's numbers between them."""
+        """A stage for ``channel``, numbering as every other channel of its response does.
+
+        The numbering lives in ``channel.scope`` (one dict per response, keyed by this
+        factory), so ``[EMAIL_1]`` names the same address in the content and in a tool
+        call; an explicit ``numbering`` overrides it.
+        """
         plan = self._json if channel.kind is ChannelKind.JSON else self._text
-        return RedactStage(plan, numbering if numbering is not None else Numbering())
+        if numbering is None:
+            numbering = channel.scope.setdefault(self, Numbering())
+        return RedactStage(plan, numbering)
 
     @staticmethod
     def _specs(config: RedactConfig) -> tuple[DetectorSpec, ...]:

@@ -106,3 +106,31 @@ async def test_embedded_default_redacts_the_demo_reply(stack: StackFactory) -> N
     assert "[EMAIL]" in text
     assert "[PHONE]" in text
     assert "jane.doe" not in text
+
+
+async def test_numbered_placeholders_agree_across_content_and_tool_calls(
+    stack: StackFactory,
+) -> None:
+    """The same address is ``[EMAIL_1]`` in the content and in a tool call's arguments."""
+    routes = """
+routes:
+  - name: chat
+    match: {{path: "/v1/*"}}
+    upstream: {{url: "{upstream}"}}
+    stages:
+      - {{type: redact, replacement: numbered}}
+"""
+    s = await stack(routes)
+    args = json.dumps({"to": "b@example.com", "cc": "a@example.com"})
+    tools: Any = [{"type": "function", "function": {"name": "send", "parameters": {}}}]
+    sim = {
+        "text": "a@example.com and b@example.com",
+        "tool_calls": [{"name": "send", "arguments": args}],
+    }
+    reply = await client(s.proxy_url).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, tools=tools, extra_body={"sim": sim}
+    )
+    message = reply.choices[0].message
+    assert "[EMAIL_1] and [EMAIL_2]" == message.content
+    call = message.tool_calls[0]  # type: ignore[index]
+    assert {"to": "[EMAIL_2]", "cc": "[EMAIL_1]"} == json.loads(call.function.arguments)  # type: ignore[union-attr]
