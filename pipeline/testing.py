@@ -138,6 +138,13 @@ def _absorb(run: StageRun, release: Release, stage: Stage | AsyncStage) -> bool:
     return False
 
 
+def fresh(channel: Channel) -> Channel:
+    """``channel`` as the first channel of a new response (its own ``scope``), as the
+    engine opens it: module-level channels like :data:`TEXT_CHANNEL` must not carry state
+    from one run into the next."""
+    return dataclasses.replace(channel, scope={})
+
+
 def run_factory(
     factory: StageFactory[Any],
     chunks: Sequence[str],
@@ -145,7 +152,7 @@ def run_factory(
     end: ChannelEnd = ChannelEnd.COMPLETE,
 ) -> StageRun:
     """Open a fresh stage from ``factory`` for ``channel`` and :func:`run_stage` it."""
-    return run_stage(factory.open(channel), chunks, end)
+    return run_stage(factory.open(fresh(channel)), chunks, end)
 
 
 def split_at(text: str, cuts: Sequence[int]) -> list[str]:
@@ -346,7 +353,7 @@ class _Kit:
     def run(self, chunks: Sequence[str], channel: Channel | None = None) -> _Trace:
         """Open a fresh stage and drive it through ``chunks`` and ``finish``."""
         self.report.runs += 1
-        stage = self.factory.open(channel or self.channel)
+        stage = self.factory.open(fresh(channel or self.channel))
         text, block, max_held = "", None, 0
         findings: list[Finding] = []
         try:
@@ -479,7 +486,11 @@ class _Kit:
         if any(trace.error for trace in alone):
             return  # already reported by the chunking checks
         self.report.runs += 2
-        stages = (self.factory.open(self.channel), self.factory.open(self.other_channel))
+        # Two streams, each with its own response scope: nothing may pass between them.
+        stages = (
+            self.factory.open(fresh(self.channel)),
+            self.factory.open(fresh(self.other_channel)),
+        )
         inputs = (text, other)
         outputs: list[list[Release]] = [[], []]
         try:
