@@ -306,6 +306,25 @@ class Chain:
             stage = cast(Stage, slot.stage)  # feed() is only used when no stage is async
             try:
                 release = stage.feed(text) if text or end is None else NOTHING
+                if end is None and type(release) is Release and slot.tail is None:
+                    # The common case, settled inline: nothing found, within the bounds.
+                    held = stage.held
+                    if (
+                        not release.findings
+                        and release.block is None
+                        and held <= slot.bound.max_chars
+                        and (
+                            not held
+                            or slot.bound.max_ms is None
+                            or slot.held_ms <= slot.bound.max_ms
+                        )
+                    ):
+                        slot.fed += len(text)
+                        slot.held = held
+                        if not held:
+                            slot.held_ms = 0.0
+                        text = release.text
+                        continue
                 if end is not None:
                     release = merge_releases(release, stage.finish(end))
                 if not isinstance(release, Release):
