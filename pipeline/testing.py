@@ -29,6 +29,8 @@ from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
 
 from pipeline.plugins import StageLoadError, check_open
+from pipeline.protocols.base import StreamAdapter
+from pipeline.sse import SSEDecoder
 from pipeline.stage import (
     AsyncStage,
     Channel,
@@ -136,6 +138,26 @@ def _absorb(run: StageRun, release: Release, stage: Stage | AsyncStage) -> bool:
         run.block = release.block
         return True
     return False
+
+
+def drive_stream(adapter: StreamAdapter, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
+    """What a client receives when ``raw`` (an upstream SSE body) reaches ``adapter`` in
+    network reads cut at the byte offsets ``cuts``: the proxy's read loop, without sockets.
+    """
+    out = bytearray()
+    decoder = SSEDecoder()
+
+    async def run() -> None:
+        points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
+        for a, b in itertools.pairwise(points):
+            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
+            if adapter.done:
+                return
+        out.extend(await adapter.feed(decoder.close()))
+        out.extend(await adapter.end())
+
+    asyncio.run(run())
+    return bytes(out)
 
 
 def fresh(channel: Channel) -> Channel:

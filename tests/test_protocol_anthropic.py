@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.anthropic import AnthropicStream
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, SSEDecoder, encode, encode_data
-from pipeline.testing import split_at
+from pipeline.testing import drive_stream, split_at
 from tests.conftest import RECORDED, StackFactory, recorded_dir
 
 # Empty where the recordings are absent, which pytest reports as skipped.
@@ -70,20 +69,8 @@ def replay(
     """Feed ``raw`` to decoder + adapter in reads cut at ``cuts``; the events the client gets."""
     plan = build_plans(parse_config(routes))["r"]
     adapter = AnthropicStream(ResponseFilter(plan), info or RequestInfo())
-    out = bytearray()
-    decoder = SSEDecoder()
-
-    async def run() -> None:
-        points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
-        for a, b in itertools.pairwise(points):
-            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
-            if adapter.done:
-                return
-        out.extend(await adapter.feed(decoder.close()))
-        out.extend(await adapter.end())
-
-    asyncio.run(run())
-    return decode(bytes(out))
+    out = drive_stream(adapter, raw, cuts)
+    return decode(out)
 
 
 def decode(raw: bytes) -> list[Event]:

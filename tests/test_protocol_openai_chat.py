@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.openai_chat import OpenAIChatStream
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, SSEDecoder
+from pipeline.testing import drive_stream
 from tests.conftest import RECORDED, recorded_dir
 
 if not RECORDED.is_dir():
@@ -39,19 +39,9 @@ def replay(
     """Feed ``raw`` to decoder + adapter in pieces cut at ``cuts``; the client's events."""
     plan = build_plans(parse_config(routes))["r"]
     adapter = OpenAIChatStream(ResponseFilter(plan), info or RequestInfo(include_usage=True))
-    out = bytearray()
-    decoder = SSEDecoder()
-
-    async def run() -> None:
-        points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
-        for a, b in itertools.pairwise(points):
-            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
-        out.extend(await adapter.feed(decoder.close()))
-        out.extend(await adapter.end())
-
-    asyncio.run(run())
+    out = drive_stream(adapter, raw, cuts)
     client = SSEDecoder()
-    return [e for e in client.feed(bytes(out)) + client.close() if isinstance(e, Event)]
+    return [e for e in client.feed(out) + client.close() if isinstance(e, Event)]
 
 
 def assemble(events: list[Event]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.request import RequestInfo
 from pipeline.protocols.responses import ResponsesStream
 from pipeline.sse import Event, SSEDecoder, encode, encode_data
-from pipeline.testing import split_at
+from pipeline.testing import drive_stream, split_at
 from tests.conftest import Stack, StackFactory
 
 NO_STAGES = 'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
@@ -68,21 +67,9 @@ def replay_events(
     """:func:`replay`, returning the client's events with every SSE field."""
     plan = build_plans(parse_config(routes))["r"]
     adapter = ResponsesStream(ResponseFilter(plan), info or RequestInfo())
-    out = bytearray()
-    decoder = SSEDecoder()
-
-    async def run() -> None:
-        points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
-        for a, b in itertools.pairwise(points):
-            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
-            if adapter.done:
-                return
-        out.extend(await adapter.feed(decoder.close()))
-        out.extend(await adapter.end())
-
-    asyncio.run(run())
+    out = drive_stream(adapter, raw, cuts)
     client = SSEDecoder()
-    return [e for e in client.feed(bytes(out)) if isinstance(e, Event)]
+    return [e for e in client.feed(out) if isinstance(e, Event)]
 
 
 def sse(*payloads: dict[str, Any], first: int = 0) -> bytes:
