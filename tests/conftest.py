@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -34,6 +35,11 @@ def openai_client(url: str) -> openai.AsyncOpenAI:
     sdk = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
     _SDK_CLIENTS.append(sdk)
     return sdk
+
+
+def sim_chunks(chunks: list[str], **extra: Any) -> dict[str, Any]:
+    """``extra_body`` for the simulator: these exact deltas, written in byte-sized pieces."""
+    return {"sim": {"chunks": chunks, "sse_split": "bytes", **extra}}
 
 
 @pytest.fixture(autouse=True)

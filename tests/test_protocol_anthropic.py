@@ -19,6 +19,7 @@ from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, SSEDecoder, encode, encode_data
 from pipeline.testing import drive_stream, split_at
 from tests.conftest import RECORDED, StackFactory, recorded_dir
+from tests.conftest import sim_chunks as sim
 
 # Empty where the recordings are absent, which pytest reports as skipped.
 RECORDINGS = sorted(p.name for p in (RECORDED / "anthropic-messages").glob("*.sse"))
@@ -417,10 +418,6 @@ async def claude_blocking(stack: StackFactory) -> AsyncIterator[anthropic.AsyncA
     s = await stack(PROXY_ROUTES, block="true")
     async with anthropic.AsyncAnthropic(base_url=s.proxy_url, api_key="x", max_retries=0) as c:
         yield c
-
-
-def sim(chunks: list[str], **extra: Any) -> dict[str, Any]:
-    return {"sim": {"chunks": chunks, "sse_split": "bytes", **extra}}
 
 
 async def test_sdk_create_stream_masks_a_word_split_across_deltas(

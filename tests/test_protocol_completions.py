@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -18,7 +17,8 @@ from pipeline.protocols.completions import CompletionsStream
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, SSEDecoder, encode_data
 from pipeline.testing import split_at
-from tests.conftest import StackFactory
+from tests.conftest import StackFactory, openai_client
+from tests.conftest import sim_chunks as sim
 
 NO_STAGES = 'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
 MASK = NO_STAGES + (
@@ -125,23 +125,17 @@ def test_channels_are_named_per_choice_text() -> None:
 
 
 @pytest.fixture
-async def oai(stack: StackFactory) -> AsyncIterator[openai.AsyncOpenAI]:
+async def oai(stack: StackFactory) -> openai.AsyncOpenAI:
     """An SDK client for a proxy that masks ``secret`` in front of the simulator."""
     s = await stack(PROXY_ROUTES, block="false")
-    async with openai.AsyncOpenAI(base_url=f"{s.proxy_url}/v1", api_key="x", max_retries=0) as c:
-        yield c
+    return openai_client(s.proxy_url)
 
 
 @pytest.fixture
-async def oai_blocking(stack: StackFactory) -> AsyncIterator[openai.AsyncOpenAI]:
+async def oai_blocking(stack: StackFactory) -> openai.AsyncOpenAI:
     """An SDK client for a proxy that blocks on ``secret``."""
     s = await stack(PROXY_ROUTES, block="true")
-    async with openai.AsyncOpenAI(base_url=f"{s.proxy_url}/v1", api_key="x", max_retries=0) as c:
-        yield c
-
-
-def sim(chunks: list[str], **extra: Any) -> dict[str, Any]:
-    return {"sim": {"chunks": chunks, "sse_split": "bytes", **extra}}
+    return openai_client(s.proxy_url)
 
 
 async def test_sdk_stream_masks_a_word_split_across_chunks(oai: openai.AsyncOpenAI) -> None:

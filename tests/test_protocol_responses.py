@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -19,7 +19,8 @@ from pipeline.protocols.request import RequestInfo
 from pipeline.protocols.responses import ResponsesStream
 from pipeline.sse import Event, SSEDecoder, encode, encode_data
 from pipeline.testing import drive_stream, split_at
-from tests.conftest import Stack, StackFactory
+from tests.conftest import Stack, StackFactory, openai_client
+from tests.conftest import sim_chunks as sim
 
 NO_STAGES = 'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
 MASK = NO_STAGES + (
@@ -446,23 +447,15 @@ async def masking(stack: StackFactory) -> Stack:
 
 
 @pytest.fixture
-async def oai(masking: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{masking.proxy_url}/v1", api_key="x", max_retries=0
-    ) as client:
-        yield client
+async def oai(masking: Stack) -> openai.AsyncOpenAI:
+    return openai_client(masking.proxy_url)
 
 
 @pytest.fixture
-async def oai_blocking(stack: StackFactory) -> AsyncIterator[openai.AsyncOpenAI]:
+async def oai_blocking(stack: StackFactory) -> openai.AsyncOpenAI:
     """An SDK client for a proxy that blocks on ``secret``."""
     s = await stack(PROXY_ROUTES, block="true")
-    async with openai.AsyncOpenAI(base_url=f"{s.proxy_url}/v1", api_key="x", max_retries=0) as c:
-        yield c
-
-
-def sim(chunks: list[str], **extra: Any) -> dict[str, Any]:
-    return {"sim": {"chunks": chunks, "sse_split": "bytes", **extra}}
+    return openai_client(s.proxy_url)
 
 
 def sdk_aggregates(events: list[Any]) -> list[str]:
