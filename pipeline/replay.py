@@ -37,21 +37,17 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.config import BufferConfig, ConfigError, LoadedConfig, Protocol, load_config
-from pipeline.engine import BoundStage, ResponseFilter, RoutePlan, build_plans
+from pipeline.config import ConfigError, LoadedConfig, Protocol, load_config
+from pipeline.driver import StreamDriver
+from pipeline.engine import ResponseFilter, RoutePlan, build_plans
 from pipeline.plan import Method
 from pipeline.protocols import ADAPTERS
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.sse import Comment, Event, SSEDecoder
 from pipeline.stage import (
     Channel,
-    ChannelEnd,
-    ErrorPolicy,
     Finding,
-    OverflowPolicy,
     Release,
-    StageConfig,
-    StageFactory,
 )
 
 __all__ = [
@@ -207,59 +203,26 @@ class _Watch:
         )
 
 
-class _TapStage:
-    """Passes text through unchanged, noting each piece and the step it came at."""
+class _Texts:
+    """The driver's tap during a replay: text in and out per channel, with the step."""
 
-    __slots__ = ("_key", "_log", "_pieces")
+    __slots__ = ("_log", "_result")
 
-    held = 0
-
-    def __init__(self, key: str, pieces: Pieces, log: _Log) -> None:
-        self._key = key
-        self._pieces = pieces
+    def __init__(self, result: ReplayResult, log: _Log) -> None:
+        self._result = result
         self._log = log
 
-    def feed(self, text: str) -> Release:
-        if text:
-            self._pieces.setdefault(self._key, []).append((self._log.step, text))
-        return Release(text)
+    def fed(self, channel: str, text: str) -> None:
+        self._result.upstream.setdefault(channel, []).append((self._log.step, text))
+        self._result.client.setdefault(channel, [])
 
-    def finish(self, end: ChannelEnd) -> Release:
-        return Release()
-
-
-class _TapFactory(StageFactory[StageConfig]):
-    """Opens taps: the adapter does the protocol parsing, the tap collects the text."""
-
-    def __init__(self, pieces: Pieces, log: _Log) -> None:
-        super().__init__(StageConfig(type="tap"))
-        self.pieces = pieces
-        self.log = log
-
-    def open(self, channel: Channel) -> _TapStage:
-        self.pieces.setdefault(channel.key, [])
-        return _TapStage(channel.key, self.pieces, self.log)
+    def released(self, channel: str, text: str) -> None:
+        self._result.client.setdefault(channel, []).append((self._log.step, text))
 
 
 def _recording_plan(plan: RoutePlan, log: _Log) -> RoutePlan:
     """``plan`` observed so that every stage call is logged."""
     return dataclasses.replace(plan, observer=_Recorder(log))
-
-
-def _tap_plan(plan: RoutePlan, pieces: Pieces, log: _Log) -> RoutePlan:
-    """A streaming plan with only a tap, to read channel text out of any protocol's events."""
-    tap = BoundStage(
-        id="tap",
-        factory=_TapFactory(pieces, log),
-        max_chars=0,
-        max_ms=None,
-        on_overflow=OverflowPolicy.PASS,
-        on_error=ErrorPolicy.PASS,
-        timeout_s=1.0,
-        mask="",
-    )
-    route = plan.route.model_copy(update={"buffer": BufferConfig()})
-    return RoutePlan(route=route, stages=(tap,))
 
 
 _PROTOCOL_HINTS: tuple[tuple[str, Protocol], ...] = (
@@ -350,38 +313,31 @@ async def replay(
     log = _Log()
     reads = rechunk(data, seed)
     result = ReplayResult(route, chosen, len(reads), len(data))
-    adapters = ADAPTERS[chosen]
     plan = _recording_plan(plans[route], log)
     result.stage_ids = tuple(bound.id for bound in plan.stages)
-    filtered = adapters.stream(ResponseFilter(plan), info)
-    upstream_tap = adapters.stream(ResponseFilter(_tap_plan(plan, result.upstream, log)), info)
-    client_tap = adapters.stream(ResponseFilter(_tap_plan(plan, result.client, log)), info)
-    upstream_decoder = SSEDecoder(config.proxy.limits.max_event_bytes)
-    client_decoder = SSEDecoder(max(config.proxy.limits.max_event_bytes, len(data) + 1))
+    driver = StreamDriver(
+        ADAPTERS[chosen].stream, ResponseFilter(plan), info, tap=_Texts(result, log)
+    )
+    decoder = SSEDecoder(config.proxy.limits.max_event_bytes)
     out: list[bytes] = []
 
     async def deliver(items: Sequence[Event | Comment]) -> None:
         for item in items:
-            if filtered.done:
+            if driver.done:
                 return
             log.step = result.events
             result.events += 1
-            await upstream_tap.feed([item])
-            chunk = await filtered.feed([item])
-            out.append(chunk)
-            await client_tap.feed(client_decoder.feed(chunk))
+            out.append(await driver.feed([item]))
 
     for piece in reads:
-        await deliver(upstream_decoder.feed(piece))
-        if filtered.done:
+        await deliver(decoder.feed(piece))
+        if driver.done:
             break
-    await deliver(upstream_decoder.close())
-    tail = await filtered.end()
-    out.append(tail)
-    await client_tap.feed(client_decoder.feed(tail))
+    await deliver(decoder.close())
+    out.append(await driver.end())
     result.calls = log.calls
-    result.findings = filtered.response.findings
-    result.blocked = filtered.blocked
+    result.findings = driver.findings
+    result.blocked = driver.blocked
     result.client_bytes = b"".join(out)
     return result
 
