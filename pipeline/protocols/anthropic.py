@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
@@ -52,7 +53,7 @@ _TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
 
 def _dumps(payload: dict[str, Any]) -> str:
     # Compact like the API itself, and UTF-8 kept as is.
-    return json.dumps(payload, separators=(",", ":"))
+    return jsonfast.dumps(payload)
 
 
 def _event(payload: dict[str, Any]) -> bytes:

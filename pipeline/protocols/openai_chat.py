@@ -19,18 +19,18 @@ the completion tokens the proxy saw (one per upstream text chunk) and reports th
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.driver import Driver
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind
 
 PROTOCOL = "openai-chat"
-# Compact like the upstream's own chunks; ASCII escapes so a lone surrogate from upstream
-# JSON can never make the UTF-8 encoding of the event fail.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# Compact like the upstream's own chunks (pipeline.jsonfast: a lone surrogate from upstream
+# JSON is written escaped, so the UTF-8 encoding of the event never fails).
+_dumps = jsonfast.dumps
 # reasoning_content / reasoning: the model's reasoning as OpenAI-compatible servers stream it
 # (DeepSeek, vLLM, OpenRouter); unsigned, so it is filtered like any other text.
 _TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
@@ -123,7 +123,26 @@ class OpenAIChatStream(StreamCodec):
         if not isinstance(choices, list) or not choices:
             return reencode(event, event.data)  # the usage chunk, or a keep-alive
         self._last = chunk
+        if len(choices) == 1 and self.blocked is None:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None:
+                return await self._rewrite_one(event, chunk, choice)
         return await self._rewrite(event, chunk, choices)
+
+    async def _rewrite_one(
+        self, event: Event, chunk: dict[str, Any], choice: dict[str, Any]
+    ) -> bytes:
+        """The common chunk — one choice, no ``finish_reason`` — without the general path's
+        bookkeeping; what :meth:`_rewrite` would write for it, byte for byte."""
+        index = choice.get("index", 0)
+        self._choices.note(index)
+        logprobs = choice.get("logprobs") is not None
+        altered, held = await self._filter_delta(index, self._delta_of(choice), logprobs)
+        changed = altered or held
+        if changed:
+            choice["logprobs"] = None
+        out = self._emit(event, chunk, changed, changed and self._is_empty(choice))
+        return out + self._end_blocked() if self.blocked is not None else out
 
     async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
         """Filter one chunk's choices; the chunk, then any flushed text, then moved finishes.
@@ -144,8 +163,9 @@ class OpenAIChatStream(StreamCodec):
                 continue
             index = choice.get("index", 0)
             self._choices.note(index)
-            altered, held = await self._filter_delta(index, self._delta_of(choice))
-            if altered or (held and choice.get("logprobs") is not None):
+            logprobs = choice.get("logprobs") is not None
+            altered, held = await self._filter_delta(index, self._delta_of(choice), logprobs)
+            if altered or held:
                 changed = True
                 choice["logprobs"] = None
             finish_reason = choice.get("finish_reason")
@@ -182,8 +202,10 @@ class OpenAIChatStream(StreamCodec):
             return b""  # everything in it is held: an empty chunk would only add noise
         return reencode(event, _dumps(chunk))
 
-    async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
+    async def _filter_delta(self, index: int, delta: object, track_held: bool) -> tuple[bool, bool]:
         """Filter every text field of one delta in place: (it changed, text is held).
+
+        Whether text is held is only asked (``track_held``) when the choice has logprobs.
 
         Once a block is decided, every later field and tool call of the delta is emptied:
         nothing that did not go through the stages leaves with the block.
@@ -201,7 +223,7 @@ class OpenAIChatStream(StreamCodec):
                 continue
             channel = self._choices.channel(index, field)
             release = await self.driver.filter(channel, piece)
-            held = held or self.driver.held(channel) > 0
+            held = held or (track_held and self.driver.held(channel) > 0)
             if release.text != piece:
                 delta[field] = release.text
                 altered = True

@@ -49,9 +49,9 @@ no text channel; annotations keep the offsets the upstream gave.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.driver import Driver
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
@@ -81,7 +81,7 @@ _FINAL = frozenset({"response.completed", "response.incomplete", "response.faile
 
 
 def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"))
+    return jsonfast.dumps(payload)
 
 
 def _channel(driver: Driver, key: tuple[int, int], kind: str, tool: str) -> Channel:
