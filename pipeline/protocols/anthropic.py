@@ -101,6 +101,8 @@ class AnthropicStream(StreamCodec):
         self._blocks: dict[int, _Block] = {}
         self._deltas = 0
         """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
+        self._stopped = False
+        """A ``message_delta`` gave the stop reason: the message is complete for the SDK."""
 
     async def on_event(self, event: Event) -> bytes:
         payload = parse_object(event)
@@ -115,7 +117,10 @@ class AnthropicStream(StreamCodec):
             delta = payload.get("delta")
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             flushed = await self._finish_open(_end_for(reason))
-            return flushed if self.driver.done else flushed + self._pass(event)
+            if self.driver.done:
+                return flushed
+            self._stopped = self._stopped or (isinstance(reason, str) and bool(reason))
+            return flushed + self._pass(event)
         if kind == "message_stop":
             flushed = await self._finish_open(ChannelEnd.COMPLETE)
             if self.driver.done:
@@ -125,6 +130,16 @@ class AnthropicStream(StreamCodec):
         if kind == "error" or event.event == "error":
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._pass(event)
+
+    async def closed(self) -> bytes:
+        """A body that ends after the ``message_delta`` with a stop reason is complete.
+
+        The SDK builds its final message from the events up to there, so a stream cut
+        before ``message_stop`` (or whose last event lacks its blank line) gets no error.
+        """
+        if self._stopped:
+            self.driver.completed = True
+        return b""
 
     def _pass(self, event: Event) -> bytes:
         return reencode(event, event.data)

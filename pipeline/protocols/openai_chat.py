@@ -129,6 +129,17 @@ class OpenAIChatStream(StreamCodec):
                 return await self._rewrite_one(event, chunk, choice)
         return await self._rewrite(event, chunk, choices)
 
+    async def closed(self) -> bytes:
+        """A body that ends once every choice has finished is complete, ``[DONE]`` or not.
+
+        The SDKs stop reading at the end of the body either way; an error here would turn
+        a finished answer into an exception.
+        """
+        seen = self._choices.seen
+        if seen and all(index in self._choices.finished for index in seen):
+            self.driver.completed = True
+        return b""
+
     async def _rewrite_one(
         self, event: Event, chunk: dict[str, Any], choice: dict[str, Any]
     ) -> bytes:
