@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from pipeline import jsonfast
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -49,6 +50,13 @@ PROTOCOL = "anthropic-messages"
 BLOCKED_EXPLANATION = "The response was stopped by a content filter."
 # Delta types that carry generated text → the field holding it.
 _TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
+_ROUND_TRIPPED = {"thinking": "thinking", "compaction": "content"}
+"""Block type → its text field the client sends back to the provider verbatim next turn
+(thinking is verified against its signature, compaction travels with its encrypted form):
+declared non-text, never altered. Their deltas are ``thinking_delta``, ``compaction_delta``."""
+_TOOL_RESULT = "_tool_result"
+"""Block types ending so (``web_search_tool_result``...) carry what a server tool fetched,
+with its encrypted form, and go back to the provider next turn: declared non-text."""
 
 
 def _dumps(payload: dict[str, Any]) -> str:
@@ -103,10 +111,20 @@ class AnthropicStream(StreamCodec):
         """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
         self._stopped = False
         """A ``message_delta`` gave the stop reason: the message is complete for the SDK."""
+        self._walker = Walker(self.driver)
+        self._payload: dict[str, Any] = {}
+        self._walked = False
+        """The walker changed a field of the current event: it must be re-serialised."""
 
     async def on_event(self, event: Event) -> bytes:
-        payload = parse_object(event)
+        payload = self._payload = parse_object(event)
         kind = payload.get("type")
+        if kind == "error" or event.event == "error":
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
+            return reencode(event, event.data)
+        self._walked = await self._walk(kind, payload)
+        if self.blocked is not None:
+            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if kind == "content_block_delta":
             return await self._on_delta(event, payload)
         if kind == "content_block_start":
@@ -116,20 +134,53 @@ class AnthropicStream(StreamCodec):
         if kind == "message_delta":
             delta = payload.get("delta")
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            await self._walker.close()
             flushed = await self._finish_open(_end_for(reason))
             if self.driver.done:
                 return flushed
             self._stopped = self._stopped or (isinstance(reason, str) and bool(reason))
             return flushed + self._pass(event)
         if kind == "message_stop":
+            await self._walker.close()
             flushed = await self._finish_open(ChannelEnd.COMPLETE)
             if self.driver.done:
                 return flushed
             self.driver.completed = self.driver.done = True
             return flushed + self._pass(event)
-        if kind == "error" or event.event == "error":
-            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._pass(event)
+
+    async def _walk(self, kind: object, payload: dict[str, Any]) -> bool:
+        """Filter every string of the event no text slot claims (deny by default).
+
+        Text and tool-input deltas are the codec's own; thinking and compaction content
+        are declared non-text (:data:`_ROUND_TRIPPED`, see the module docstring); a citation
+        (``cited_text``, titles) is filtered as one whole text per citation; any other
+        delta type as a stream of its own per block.
+        """
+        index = payload.get("index")
+        where = f"block{index}" if isinstance(index, int) else str(kind)
+        if kind == "content_block_delta":
+            delta = payload.get("delta")
+            if not isinstance(delta, dict):
+                return False
+            delta_type = str(delta.get("type"))
+            claimed = _TEXT_DELTAS.get(delta_type) or _ROUND_TRIPPED.get(
+                delta_type.removesuffix("_delta")
+            )
+            skip = frozenset({(id(delta), claimed or "")})
+            streaming = delta_type != "citations_delta"
+            return await self._walker.walk(where, delta, skip, streaming=streaming)
+        if kind == "content_block_start":
+            opening = payload.get("content_block")
+            if not isinstance(opening, dict):
+                return False
+            block_type = str(opening.get("type"))
+            if block_type.endswith(_TOOL_RESULT):
+                return False  # a server tool's result, round-tripped as fetched
+            kept = _ROUND_TRIPPED.get(block_type, "")
+            skip = frozenset({(id(opening), "text"), (id(opening), kept)})
+            return await self._walker.walk(f"{where}.start", opening, skip)
+        return await self._walker.walk(where, payload)
 
     async def closed(self) -> bytes:
         """A body that ends after the ``message_delta`` with a stop reason is complete.
@@ -138,10 +189,15 @@ class AnthropicStream(StreamCodec):
         before ``message_stop`` (or whose last event lacks its blank line) gets no error.
         """
         if self._stopped:
+            await self._walker.close()
+            if self.blocked is not None:
+                return self._end_blocked()
             self.driver.completed = True
         return b""
 
     def _pass(self, event: Event) -> bytes:
+        if self._walked:
+            return reencode(event, _dumps(self._payload))
         return reencode(event, event.data)
 
     def _block(self, index: int) -> _Block:
@@ -263,6 +319,7 @@ class AnthropicBody(BodyCodec):
         if not isinstance(content, list):
             return body
         last_end = _end_for(body.get("stop_reason"))  # a max_tokens cut ends the last block only
+        walker = Walker(self.driver)
         for index, block in enumerate(content):
             end = last_end if index == len(content) - 1 else ChannelEnd.COMPLETE
             if isinstance(block, dict) and not await self._filter_block(index, block, end):
@@ -271,6 +328,13 @@ class AnthropicBody(BodyCodec):
                 body["stop_sequence"] = None
                 body["stop_details"] = _refusal_details()
                 break
+            if isinstance(block, dict) and not str(block.get("type")).endswith(_TOOL_RESULT):
+                kept = _ROUND_TRIPPED.get(str(block.get("type")), "")
+                claimed = {(id(block), "text"), (id(block), kept)}
+                if "input" in block and isinstance(block.get("name"), str):
+                    claimed.add((id(block), "input"))
+                await walker.walk(f"block{index}", block, frozenset(claimed))
+        await walker.walk("message", body, frozenset({(id(body), "content")}))
         return body
 
     async def _filter_block(self, index: int, block: dict[str, Any], end: ChannelEnd) -> bool:

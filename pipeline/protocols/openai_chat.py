@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from pipeline import jsonfast
 from pipeline.driver import Driver
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind
 
@@ -109,10 +110,16 @@ class OpenAIChatStream(StreamCodec):
         self._choices = _Choices(self.driver)
         self._last: dict[str, Any] = {"object": self.chunk_object}
         """The latest upstream chunk: its id, model... head the chunks the proxy writes."""
+        self._walker = Walker(self.driver)
+        self._walked = False
+        """The walker changed a field of the current chunk: it must be re-serialised."""
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
+            await self._walker.close()
             flushed = await self._finish_all()
+            if self.driver.done:
+                return flushed
             self.driver.completed = self.driver.done = True
             return flushed + reencode(event, "[DONE]")
         chunk = parse_object(event)
@@ -120,8 +127,11 @@ class OpenAIChatStream(StreamCodec):
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return reencode(event, event.data)
         choices = chunk.get("choices")
+        self._walked = await self._walk(chunk, choices)
+        if self.blocked is not None:
+            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(choices, list) or not choices:
-            return reencode(event, event.data)  # the usage chunk, or a keep-alive
+            return self._emit(event, chunk, False, False)  # the usage chunk, or a keep-alive
         self._last = chunk
         if len(choices) == 1 and self.blocked is None:
             choice = choices[0]
@@ -137,8 +147,37 @@ class OpenAIChatStream(StreamCodec):
         """
         seen = self._choices.seen
         if seen and all(index in self._choices.finished for index in seen):
+            await self._walker.close()
+            if self.blocked is not None:
+                return self._end_blocked()
             self.driver.completed = True
         return b""
+
+    async def _walk(self, chunk: dict[str, Any], choices: object) -> bool:
+        """Filter every string of the chunk no text slot claims (deny by default)."""
+        walker = self._walker
+        changed = await walker.walk("chunk", chunk, frozenset({(id(chunk), "choices")}))
+        if not isinstance(choices, list):
+            return changed
+        for choice in choices:
+            if isinstance(choice, dict):
+                skip = self._claimed(choice)
+                where = f"choice{choice.get('index', 0)}"
+                changed = await walker.walk(where, choice, skip, streaming=True) or changed
+        return changed
+
+    def _claimed(self, choice: dict[str, Any]) -> frozenset[tuple[int, str]]:
+        """The slots of one choice the codec filters itself."""
+        pairs = [(id(choice), "logprobs")]
+        delta = self._delta_of(choice)
+        if isinstance(delta, dict):
+            pairs.extend((id(delta), field) for field in self.text_fields)
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    pairs.append((id(function), "arguments"))
+        return frozenset(pairs)
 
     async def _rewrite_one(
         self, event: Event, chunk: dict[str, Any], choice: dict[str, Any]
@@ -207,7 +246,7 @@ class OpenAIChatStream(StreamCodec):
         return isinstance(choice, dict) and self._is_empty(choice)
 
     def _emit(self, event: Event, chunk: dict[str, Any], changed: bool, emptied: bool) -> bytes:
-        if not changed:
+        if not changed and not self._walked:
             return reencode(event, event.data)  # fast path: the upstream's own data
         if emptied:
             return b""  # everything in it is held: an empty chunk would only add noise
@@ -365,13 +404,16 @@ class OpenAIChatBody(BodyCodec):
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
         choices = _Choices(self.driver)
+        walker = Walker(self.driver)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 continue
             if self.blocked is None:
                 await self._filter_choice(choices, choice)
+                await walker.walk(f"choice{choice.get('index', 0)}", choice, _claimed(choice))
             else:  # a block ends the whole response: no later choice goes out unfiltered
                 _withhold(choice, choice["message"], from_tool=0)
+        await walker.walk("body", body, frozenset({(id(body), "choices")}))
         return body
 
     async def _filter_choice(self, choices: _Choices, choice: dict[str, Any]) -> None:
@@ -402,6 +444,17 @@ class OpenAIChatBody(BodyCodec):
                 return
         if changed and "logprobs" in choice:
             choice["logprobs"] = None
+
+
+def _claimed(choice: dict[str, Any]) -> frozenset[tuple[int, str]]:
+    """The slots of a ``chat.completion`` choice the body codec filters itself."""
+    message = choice["message"]
+    pairs = [(id(choice), "logprobs"), *((id(message), field) for field in _TEXT_FIELDS)]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            pairs.append((id(function), "arguments"))
+    return frozenset(pairs)
 
 
 def _withhold(
