@@ -102,6 +102,13 @@ class Metrics:
             ["route", "stage", "rule", "action"],
             registry=r,
         )
+        self.unknown_fields = Counter(
+            "streamsieve_unknown_fields",
+            "Strings in known protocols that no codec slot knew (a field a provider added), "
+            "filtered as channels of their own, by protocol and field.",
+            ["route", "protocol", "field"],
+            registry=r,
+        )
         self.blocks = Counter(
             "streamsieve_blocks", "Responses a stage blocked.", ["route"], registry=r
         )
@@ -156,6 +163,8 @@ class Metrics:
             add_recorded(self.gaps.labels(route), stats.gaps)
         for finding in stats.findings:
             self.findings.labels(route, finding["stage"], finding["rule"], finding["action"]).inc()
+        for name, count in stats.unknown_fields.items():
+            self.unknown_fields.labels(route, stats.protocol, name).inc(count)
         if stats.blocked:
             self.blocks.labels(route).inc()
         if stats.error_code:

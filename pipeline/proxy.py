@@ -319,6 +319,7 @@ class ProxyHandler:
             stats.text_chunks = driver.text_chunks
             stats.blocked = driver.blocked
             stats.findings = [finding_record(f) for f in driver.findings]
+            stats.unknown_fields = driver.unknown_fields
             if not driver.completed:
                 upstream.close()  # stop paying for tokens nobody will read
         return response
@@ -373,6 +374,7 @@ class ProxyHandler:
         filtered = await ADAPTERS[protocol].body(driver).filter(body)
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
+        stats.unknown_fields = driver.unknown_fields
         headers = _reply_headers(upstream.headers, filtered=True)
         headers.popall("Content-Type", None)  # json_response sets its own
         return web.json_response(filtered, status=upstream.status, headers=headers)

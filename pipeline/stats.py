@@ -63,6 +63,8 @@ class RequestStats:
     """A metrics label for ``error``: ``upstream_timeout``, ``shutdown``..."""
     disconnected: bool = False
     findings: list[dict[str, Any]] = field(default_factory=list)
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    """Strings no codec slot knew, by field, that the walker filtered (deny by default)."""
 
     def ms(self, start: float | None, end: float | None) -> float | None:
         return None if start is None or end is None else round((end - start) * 1000.0, 3)

@@ -319,7 +319,7 @@ class AnthropicBody(BodyCodec):
         if not isinstance(content, list):
             return body
         last_end = _end_for(body.get("stop_reason"))  # a max_tokens cut ends the last block only
-        walker = Walker(self.driver)
+        walker = Walker(self.driver, blank_after_block=False)
         for index, block in enumerate(content):
             end = last_end if index == len(content) - 1 else ChannelEnd.COMPLETE
             if isinstance(block, dict) and not await self._filter_block(index, block, end):

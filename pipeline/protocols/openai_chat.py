@@ -404,7 +404,7 @@ class OpenAIChatBody(BodyCodec):
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
         choices = _Choices(self.driver)
-        walker = Walker(self.driver)
+        walker = Walker(self.driver, blank_after_block=False)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 continue

@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 from pipeline import jsonfast
 from pipeline.driver import Driver
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -200,10 +201,21 @@ class ResponsesStream(StreamCodec):
         self._response: dict[str, Any] = {}
         """The latest lifecycle snapshot, the base of a ``response.incomplete`` we write."""
         self._next: int | None = None
+        self._walker = Walker(self.driver)
+        self._walked = False
+        """The walker changed a field of the current event: it must be re-serialised."""
 
     async def on_event(self, event: Event) -> bytes:
         payload = parse_object(event)
         kind = payload.get("type")
+        if kind == "error":
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
+            return self._emit(event, payload, False)
+        if kind in _FINAL:
+            await self._walker.close()
+        self._walked = await self._walk(str(kind), payload)
+        if self.blocked is not None:
+            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(kind, str):
             return self._emit(event, payload, False)
         if kind in _DELTA_KINDS:
@@ -220,9 +232,23 @@ class ResponsesStream(StreamCodec):
             return await self._on_final(event, payload)
         if kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
             self._response = payload["response"]
-        elif kind == "error":
-            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._emit(event, payload, False)
+
+    async def _walk(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Filter every string of the event no text slot claims (deny by default).
+
+        Reasoning summaries and reasoning text, audio transcripts, annotations and any
+        event type added later go through here: a ``.delta`` event type as a stream per
+        place (its pieces joined, so a match split across them is caught), others whole.
+        """
+        places = [kind]
+        for field, tag in (("output_index", "o"), ("content_index", "c"), ("summary_index", "s")):
+            if isinstance(payload.get(field), int):
+                places.append(f"{tag}{payload[field]}")
+        streaming = kind.endswith(".delta") and kind not in _DELTA_KINDS
+        return await self._walker.walk(
+            ".".join(places), payload, _claimed(kind, payload), streaming=streaming
+        )
 
     # --- numbering and writing ------------------------------------------------------------
 
@@ -235,7 +261,7 @@ class ResponsesStream(StreamCodec):
 
     def _emit(self, event: Event, payload: dict[str, Any], changed: bool) -> bytes:
         number = self._number(payload.get("sequence_number"))
-        if not changed and payload.get("sequence_number") == number:
+        if not changed and not self._walked and payload.get("sequence_number") == number:
             return reencode(event, event.data)  # fast path: the upstream's own event
         payload["sequence_number"] = number
         return reencode(event, _dumps(payload))
@@ -501,6 +527,35 @@ class ResponsesStream(StreamCodec):
         return self._new({"type": "error", **detail, "error": {"type": "proxy_error", **detail}})
 
 
+def _claimed_in(item: object) -> list[tuple[int, str]]:
+    """The text slots of an output item that the codec filters itself."""
+    if not isinstance(item, dict):
+        return []
+    pairs: list[tuple[int, str]] = []
+    for _, kind, holder in _holders(item):
+        pairs.extend(((id(holder), kind), (id(holder), "logprobs")))
+    return pairs
+
+
+def _claimed(kind: str, payload: dict[str, Any]) -> frozenset[tuple[int, str]]:
+    """The slots of one event the codec filters itself; the walker takes the rest."""
+    where = id(payload)
+    if kind in _DELTA_KINDS:
+        return frozenset({(where, "delta"), (where, "logprobs")})
+    if kind in _DONE_KINDS:
+        return frozenset({(where, _DONE_KINDS[kind]), (where, "logprobs")})
+    part = payload.get("part")
+    if kind.startswith("response.content_part.") and isinstance(part, dict):
+        part_kind = _kind_of(part)
+        return frozenset({(id(part), part_kind), (id(part), "logprobs")} if part_kind else ())
+    if kind.startswith("response.output_item."):
+        return frozenset(_claimed_in(payload.get("item")))
+    response = payload.get("response")
+    if kind in _FINAL and isinstance(response, dict) and isinstance(response.get("output"), list):
+        return frozenset(pair for item in response["output"] for pair in _claimed_in(item))
+    return frozenset()
+
+
 def _part_object(part: _Part) -> dict[str, Any]:
     """A content part as ``content_part.done`` and a closed item carry it."""
     if part.kind == "refusal":
@@ -522,12 +577,16 @@ class ResponsesBody(BodyCodec):
         output = body.get("output")
         if not isinstance(output, list):
             return body
+        walker = Walker(self.driver, blank_after_block=False)
         for index, item in enumerate(output):
             if isinstance(item, dict) and not await self._filter_item(index, item):
                 del output[index + 1 :]
                 body["status"] = "incomplete"
                 body["incomplete_details"] = {"reason": "content_filter"}
                 break
+            if isinstance(item, dict):  # reasoning summaries, annotations, later item types
+                await walker.walk(f"output{index}", item, frozenset(_claimed_in(item)))
+        await walker.walk("response", body, frozenset({(id(body), "output")}))
         return body
 
     async def _filter_item(self, output: int, item: dict[str, Any]) -> bool:

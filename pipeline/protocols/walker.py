@@ -79,10 +79,13 @@ def is_structural(key: str) -> bool:
 class Walker:
     """Filters the strings of one response's events that no codec slot claims."""
 
-    __slots__ = ("_driver", "_streams", "_wholes")
+    __slots__ = ("_blank_after_block", "_driver", "_streams", "_wholes")
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, *, blank_after_block: bool = True) -> None:
         self._driver = driver
+        self._blank_after_block = blank_after_block
+        """A stream ends at a block, so later strings are emptied; a body is walked after
+        its codec wrote the blocked shape, so its strings are still filtered instead."""
         self._streams: dict[str, Channel] = {}
         self._wholes = 0
 
@@ -131,7 +134,7 @@ class Walker:
     async def _filter(self, key: str, text: str, streaming: bool) -> str:
         driver = self._driver
         driver.note_unknown(_label(key))
-        if driver.blocked is not None:
+        if driver.blocked is not None and self._blank_after_block:
             return ""  # nothing unfiltered leaves with a block
         if streaming:
             channel = self._streams.get(key)
