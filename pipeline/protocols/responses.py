@@ -308,11 +308,14 @@ class ResponsesStream(StreamCodec):
             return b""
         part.finished = True
         start = len(part.released)
-        if isinstance(full, str) and len(full) > part.fed:
-            await self._feed(part, full[part.fed :])
+        unstreamed = full[part.fed :] if isinstance(full, str) else ""
+        if unstreamed:
+            await self._feed(part, unstreamed)
         if self.blocked is None:
             part.released.append((await self.driver.finish(self._channel(part), end)).text)
         tail = "".join(part.released[start:])
+        if unstreamed and tail != unstreamed:
+            part.altered = True  # the aggregate's own logprobs would repeat what was changed
         # Text released together with a block is final too: it goes out as a delta so the
         # aggregates the block writes carry exactly what the deltas delivered.
         if not tail or part.key[0] not in self._items:
