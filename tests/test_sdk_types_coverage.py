@@ -148,7 +148,9 @@ BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("codec", "annotation", "named"), STREAMS, ids=lambda x: str(x)[-30:])
+@pytest.mark.parametrize(
+    ("codec", "annotation", "named"), STREAMS, ids=["chat", "responses", "anthropic"]
+)
 def test_every_string_of_every_sdk_stream_event_is_filtered(
     codec: type[StreamCodec], annotation: Any, named: bool
 ) -> None:
@@ -163,7 +165,7 @@ def test_every_string_of_every_sdk_stream_event_is_filtered(
     assert checked >= len(_members(annotation))
 
 
-@pytest.mark.parametrize(("codec", "annotation"), BODIES, ids=lambda x: str(x)[-30:])
+@pytest.mark.parametrize(("codec", "annotation"), BODIES, ids=["chat", "responses", "anthropic"])
 def test_every_string_of_every_sdk_message_type_is_filtered(
     codec: type[BodyCodec], annotation: Any
 ) -> None:
