@@ -2,20 +2,25 @@
 
 Channels, one chain each, per content block ``i``: ``block{i}.text`` (``text_delta``) and
 ``block{i}.input`` (``input_json_delta``, a JSON channel carrying the tool's
-``input_schema`` when the request declared the tool). Everything else passes through as
-sent, ``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
-``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``. Every
-upstream event keeps its ``id:`` and ``retry:`` fields, rewritten or not.
+``input_schema`` when the request declared the tool). Structure passes through as sent,
+``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
+``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``. Any
+other string — a ``citations_delta``'s ``cited_text`` (one whole text per citation), a
+refusal's explanation, a delta type added later — is filtered by the
+:class:`~pipeline.protocols.walker.Walker`. Every upstream event keeps its ``id:`` and
+``retry:`` fields, rewritten or not.
 
-Left untouched on purpose:
+Declared non-text, left untouched on purpose, because the client sends them back to the
+provider verbatim next turn:
 
-* ``thinking_delta`` and ``signature_delta``: the provider signs the thinking text, and a
-  client that sends the thinking block back in the next turn has it verified against that
-  signature. Altering the thinking would make the next request fail, so thinking is not
-  filtered; a route that must hide reasoning should not request it.
-* ``citations_delta`` (quotes of the client's own documents) and other block types
-  (``compaction``, server tool results): they carry no generated prose to filter, or
-  provider-encrypted content that must stay byte-exact.
+* ``thinking_delta`` and ``signature_delta``: the provider signs the thinking text and
+  verifies it against that signature; altering it would make the next request fail. A
+  route that must hide reasoning should not request it.
+* ``compaction`` blocks (their summary travels with its encrypted form) and server tool
+  results (``*_tool_result``: what the tool fetched, with encrypted content).
+
+End: ``message_stop``, or the end of the body after a ``message_delta`` with a stop reason
+(the SDK builds its final message from that; no error is added).
 
 Ordering: text a chain still holds when its block ends comes out as one more
 ``content_block_delta`` *before* that block's ``content_block_stop``. A block the upstream

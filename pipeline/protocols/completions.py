@@ -25,6 +25,9 @@ class CompletionsStream(OpenAIChatStream):
     protocol: ClassVar[str] = PROTOCOL
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     chunk_object: ClassVar[str] = "text_completion"
+    choice_keys: ClassVar[frozenset[str]] = frozenset(
+        {"index", "text", "logprobs", "finish_reason"}
+    )
 
     def _delta_of(self, choice: dict[str, Any]) -> object:
         return choice  # a completion choice carries its text itself

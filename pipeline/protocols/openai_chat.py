@@ -1,8 +1,13 @@
 """OpenAI Chat Completions: ``chat.completion.chunk`` streams and ``chat.completion`` bodies.
 
 Channels, one chain each: ``choice{i}.content``, ``choice{i}.refusal`` and
-``choice{i}.tool{j}.arguments``. Every other field (ids, model, created,
-system_fingerprint, role, finish_reason, usage, ``[DONE]``) passes through as sent.
+``choice{i}.tool{j}.arguments``. Structural fields (ids, model, created,
+system_fingerprint, role, finish_reason, usage, ``[DONE]``) pass through as sent; any other
+string (``delta.audio.transcript``, a field a provider adds) is filtered by the
+:class:`~pipeline.protocols.walker.Walker` on a channel of its own.
+
+End: ``[DONE]``, or the end of the body once every choice has finished (the SDKs accept
+both; no error is added).
 
 Ordering: text a chain still holds when its choice finishes is flushed in a chunk of its
 own *before* the chunk that carries ``finish_reason``.
@@ -36,6 +41,12 @@ _dumps = jsonfast.dumps
 # (DeepSeek, vLLM, OpenRouter); unsigned, so it is filtered like any other text.
 _TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
 _ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
+_ENVELOPE = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "usage"}
+    | _ENVELOPE_SKIP
+)
+"""Chunk keys with nothing for the walker: structure, and usage (token counts)."""
+_DELTA_KEYS = frozenset({*_TEXT_FIELDS, "role"})
 
 
 def _end_for(finish_reason: object) -> ChannelEnd:
@@ -104,6 +115,10 @@ class OpenAIChatStream(StreamCodec):
     protocol: ClassVar[str] = PROTOCOL
     text_fields: ClassVar[tuple[str, ...]] = _TEXT_FIELDS
     chunk_object: ClassVar[str] = "chat.completion.chunk"
+    choice_keys: ClassVar[frozenset[str]] = frozenset(
+        {"index", "delta", "logprobs", "finish_reason"}
+    )
+    """The keys of a choice that carry nothing for the walker (text slots or structure)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,7 +169,13 @@ class OpenAIChatStream(StreamCodec):
         return b""
 
     async def _walk(self, chunk: dict[str, Any], choices: object) -> bool:
-        """Filter every string of the chunk no text slot claims (deny by default)."""
+        """Filter every string of the chunk no text slot claims (deny by default).
+
+        A chunk of the usual shape — only the fields below, text in known slots — has none,
+        and is checked with set comparisons alone: this runs on every token.
+        """
+        if self._plain(chunk, choices):
+            return False
         walker = self._walker
         changed = await walker.walk("chunk", chunk, frozenset({(id(chunk), "choices")}))
         if not isinstance(choices, list):
@@ -165,6 +186,17 @@ class OpenAIChatStream(StreamCodec):
                 where = f"choice{choice.get('index', 0)}"
                 changed = await walker.walk(where, choice, skip, streaming=True) or changed
         return changed
+
+    def _plain(self, chunk: dict[str, Any], choices: object) -> bool:
+        if not chunk.keys() <= _ENVELOPE or not isinstance(choices, list):
+            return False
+        for choice in choices:
+            if type(choice) is not dict or not choice.keys() <= self.choice_keys:
+                return False
+            delta = choice.get("delta")
+            if delta is not None and (type(delta) is not dict or not delta.keys() <= _DELTA_KEYS):
+                return False
+        return True
 
     def _claimed(self, choice: dict[str, Any]) -> frozenset[tuple[int, str]]:
         """The slots of one choice the codec filters itself."""

@@ -43,8 +43,10 @@ and ``param`` at the top level (the documented shape) and the same fields nested
 ``error`` (the shape the live API sends, and the one on which the OpenAI Python SDK raises
 ``APIError``). An upstream ``error`` event passes through and ends the stream.
 
-Not filtered: reasoning summaries and other item types (web search calls, ...), which carry
-no text channel; annotations keep the offsets the upstream gave.
+Everything else that carries strings — reasoning summaries and reasoning text (streamed
+and in items), audio transcripts, annotations, the echoed request fields, event types added
+later — is filtered by the :class:`~pipeline.protocols.walker.Walker`, a ``.delta`` event
+type as one stream per place. Annotations keep the offsets the upstream gave.
 """
 
 from __future__ import annotations
@@ -77,6 +79,18 @@ _DELTA_TYPES = {kind: name for name, kind in _DELTA_KINDS.items()}
 _DONE_TYPES = {kind: name for name, kind in _DONE_KINDS.items()}
 _PART_KINDS = {"output_text": "text", "refusal": "refusal"}
 """Content part type → channel kind."""
+_PLAIN_DELTA = frozenset(
+    {
+        "type",
+        "sequence_number",
+        "item_id",
+        "output_index",
+        "content_index",
+        "delta",
+        "logprobs",
+        "obfuscation",
+    }
+)
 _LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -241,6 +255,8 @@ class ResponsesStream(StreamCodec):
         event type added later go through here: a ``.delta`` event type as a stream per
         place (its pieces joined, so a match split across them is caught), others whole.
         """
+        if kind in _DELTA_KINDS and payload.keys() <= _PLAIN_DELTA:
+            return False  # the usual text delta: nothing but its slot and structure
         places = [kind]
         for field, tag in (("output_index", "o"), ("content_index", "c"), ("summary_index", "s")):
             if isinstance(payload.get(field), int):

@@ -101,34 +101,40 @@ class Walker:
 
     async def _walk(self, path: str, value: Any, skip: Skip, streaming: bool) -> bool:
         changed = False
-        if isinstance(value, dict):
+        if type(value) is dict:
             for key, item in value.items():
-                if (id(value), key) in skip or not isinstance(item, dict | list | str):
-                    continue
-                if isinstance(item, str):
-                    if item and not is_structural(key):
-                        filtered = await self._filter(f"{path}.{key}", item, streaming)
-                        if filtered != item:
-                            value[key] = filtered
-                            changed = True
-                elif key in TOKEN_LISTS:
-                    if item:
-                        value[key] = []
+                kind = type(item)
+                if kind is str:
+                    if not item or key in STRUCTURAL or key.endswith(_STRUCTURAL_SUFFIXES):
+                        continue
+                    if skip and (id(value), key) in skip:
+                        continue
+                    filtered = await self._filter(f"{path}.{key}", item, streaming)
+                    if filtered != item:
+                        value[key] = filtered
                         changed = True
-                else:
-                    changed = await self._walk(f"{path}.{key}", item, skip, streaming) or changed
-        elif isinstance(value, list):
+                elif kind is dict or kind is list:
+                    if skip and (id(value), key) in skip:
+                        continue
+                    if key in TOKEN_LISTS:
+                        if item:
+                            value[key] = []
+                            changed = True
+                    elif await self._walk(f"{path}.{key}", item, skip, streaming):
+                        changed = True
+        elif type(value) is list:
             for position, item in enumerate(value):
-                if isinstance(item, str):
+                kind = type(item)
+                if kind is str:
                     if item:
                         filtered = await self._filter(f"{path}.{position}", item, streaming)
                         if filtered != item:
                             value[position] = filtered
                             changed = True
-                elif isinstance(item, dict | list):
-                    changed = (
-                        await self._walk(f"{path}.{position}", item, skip, streaming) or changed
-                    )
+                elif (kind is dict or kind is list) and await self._walk(
+                    f"{path}.{position}", item, skip, streaming
+                ):
+                    changed = True
         return changed
 
     async def _filter(self, key: str, text: str, streaming: bool) -> str:
