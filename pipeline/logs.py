@@ -7,12 +7,44 @@ a header value or any text a stage held or redacted.
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Literal
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+
+# C0 and C1 controls, DEL, and the bidi/line separators a terminal acts on.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def escape_controls(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Escape control characters in every string of a console line.
+
+    A client chooses some logged values (its ``model``, the path); written raw, an escape
+    sequence in them would reach the operator's terminal and could rewrite what it shows.
+    JSON lines escape them already; the console renderer does not. Tracebacks keep their
+    newlines (they are the proxy's own text, rendered by ``format_exc_info`` before this).
+    """
+    for key, value in event.items():
+        if key == "exception":
+            continue
+        if isinstance(value, str):
+            if _UNSAFE.search(value):
+                event[key] = _escape(value)
+        elif not isinstance(value, int | float | bool) and value is not None:
+            text = repr(value)
+            if _UNSAFE.search(text):
+                event[key] = _escape(text)
+    return event
 
 
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
@@ -29,6 +61,7 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *([escape_controls] if use_console else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
