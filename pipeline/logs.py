@@ -27,23 +27,21 @@ def _escape(text: str) -> str:
 def escape_controls(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Escape control characters in every string of a console line.
+    """Escape control characters in the parts of a console line printed verbatim.
 
-    A client chooses some logged values (its ``model``, the path); written raw, an escape
-    sequence in them would reach the operator's terminal and could rewrite what it shows.
-    JSON lines escape them already; the console renderer does not. Tracebacks keep their
-    newlines (they are the proxy's own text, rendered by ``format_exc_info`` before this).
+    A client chooses some logged text (its ``model``, the path, what an exception message
+    quotes); written raw, an escape sequence in it would reach the operator's terminal and
+    could rewrite what it shows. The console renderer prints key-value pairs with ``repr``
+    (escaped), but the event name and a formatted traceback verbatim; those are escaped
+    here, the traceback keeping its newlines. JSON lines escape everything already.
     """
-    for key, value in event.items():
-        if key == "exception":
-            continue
-        if isinstance(value, str):
-            if _UNSAFE.search(value):
+    for key in ("event", "exception"):
+        value = event.get(key)
+        if isinstance(value, str) and _UNSAFE.search(value):
+            if key == "exception":
+                event[key] = "\n".join(_escape(line) for line in value.split("\n"))
+            else:
                 event[key] = _escape(value)
-        elif not isinstance(value, int | float | bool) and value is not None:
-            text = repr(value)
-            if _UNSAFE.search(text):
-                event[key] = _escape(text)
     return event
 
 

@@ -221,6 +221,10 @@ class ProxyHandler:
             stats.status, stats.error_code = 408, "client_timeout"
             refusal = _error(Protocol.AUTO, 408, str(exc), "request_timeout")
             refusal.force_close()
+            await refusal.prepare(request)
+            await refusal.write_eof()
+            if request.transport is not None:
+                request.transport.close()  # sent; aiohttp would otherwise read on for 10 s
             return refusal
         bad: str | None = None
         try:
