@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -45,6 +45,20 @@ def escape_controls(
     return event
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured.
+
+    Loggers are cached on first use; bound to one stream object they would keep writing to
+    it after it is swapped (a test's capture closed, a daemon's stderr redirected).
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     """Route structlog to stderr as JSON, or as colourless console text on a TTY."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -65,6 +79,6 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )
