@@ -16,6 +16,9 @@ from pipeline.proxy import ProxyHandler
 from pipeline.state import STATE, ProxyState, Snapshot
 from pipeline.stats import REQUEST_STATS
 
+HEADER_TIMEOUT = web.AppKey("streamsieve_header_timeout_s", float)
+"""``limits.client_header_timeout_s`` of the config the app started with."""
+
 _HANDLER_STOP_S = 2.0
 """At cleanup, how long a handler still running gets before aiohttp cancels it. Graceful
 draining happens before cleanup (:func:`pipeline.shutdown.drain`), so this stays short."""
@@ -31,6 +34,7 @@ def make_app(config: LoadedConfig, metrics: Metrics | None = None) -> web.Applic
     metrics = metrics if metrics is not None else Metrics()
     snapshot = Snapshot.build(config, metrics)
     app = web.Application()
+    app[HEADER_TIMEOUT] = config.proxy.limits.client_header_timeout_s
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
@@ -61,9 +65,18 @@ async def start_proxy(
     """Start ``app`` on ``host:port``; the client leaving cancels its handler (and upstream).
 
     ``reuse_port`` lets several worker processes listen on the same port (SO_REUSEPORT).
+
+    aiohttp closes a connection whose keep-alive timer fires while it still waits for a
+    complete request line and headers, so ``keepalive_timeout`` is the client header
+    timeout: a client sending half a request (or nothing) is dropped after it, counted from
+    connecting or from its previous reply. It also bounds an idle keep-alive connection.
     """
     runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=_HANDLER_STOP_S
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=_HANDLER_STOP_S,
+        keepalive_timeout=app[HEADER_TIMEOUT],
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)

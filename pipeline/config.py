@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.paths import PathError, canonical, glob_matches
 from pipeline.plugins import StageLoadError, resolve_stage
 from pipeline.stage import OverflowPolicy, StageConfig
 
@@ -46,7 +47,8 @@ class MatchConfig(_Strict):
     """Which requests a route takes. Every given condition must hold."""
 
     path: str = "/*"
-    """Glob on the request path, e.g. ``/v1/*``."""
+    """Glob on the canonical request path (:mod:`pipeline.paths`), e.g. ``/v1/*``; case is
+    ignored, so a case variant of a path falls in the same route as the path itself."""
     model: str | None = None
     """Glob on the request body's ``model``; requests without a model don't match."""
     headers: dict[str, str] = Field(default_factory=dict)
@@ -54,7 +56,7 @@ class MatchConfig(_Strict):
 
     def matches(self, path: str, model: str | None, headers: Mapping[str, str]) -> bool:
         """Whether a request with this path, model and headers belongs to the route."""
-        if not fnmatch.fnmatchcase(path, self.path):
+        if not glob_matches(path, self.path):
             return False
         if self.model is not None and (model is None or not fnmatch.fnmatchcase(model, self.model)):
             return False
@@ -67,7 +69,8 @@ class UpstreamConfig(_Strict):
     url: str
     """Base URL; the request path is appended (``http://127.0.0.1:9000`` + ``/v1/chat/...``)."""
     strip_prefix: str = ""
-    """Removed from the start of the request path before appending it to ``url``."""
+    """Removed from the start of the canonical request path (at a segment boundary,
+    ignoring case) before appending it to ``url``."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     idle_timeout_s: float = Field(default=120.0, gt=0)
     """Longest silence allowed between two reads of the upstream's reply."""
@@ -89,6 +92,22 @@ class UpstreamConfig(_Strict):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query string or fragment")
         return url.rstrip("/")
+
+    @field_validator("strip_prefix")
+    @classmethod
+    def _canonical_prefix(cls, prefix: str) -> str:
+        return _canonical_path(prefix, "strip_prefix") if prefix else prefix
+
+
+def _canonical_path(path: str, what: str) -> str:
+    """``path`` if it is already canonical; a config names paths as the proxy compares them."""
+    try:
+        fixed = canonical(path)
+    except PathError as exc:
+        raise ValueError(f"{what} {path!r}: {exc}") from None
+    if fixed != path:
+        raise ValueError(f"{what} {path!r} is not a canonical path; write it as {fixed!r}")
+    return path
 
 
 class BufferConfig(_Strict):
@@ -147,6 +166,22 @@ class RouteConfig(_Strict):
     stage_metrics: bool = True
     """Export per-stage time and hold-back metrics. Off removes the timing wrapper around
     this route's stages entirely (it costs well under a microsecond per stage per token)."""
+    unfilterable: Literal["reject", "pass"] = "reject"
+    """What a route with stages does with a reply body no stage can read (audio, images,
+    other binary): ``reject`` answers 502 ``upstream_error``; ``pass`` forwards it as is,
+    an explicit choice. JSON, ``text/*`` and event streams are always filtered."""
+    passthrough_paths: list[str] = Field(default_factory=list)
+    """Exact canonical paths (case-sensitive, no globs) whose replies are forwarded
+    unfiltered whatever their type, e.g. ``/v1/files/file-abc/content``."""
+
+    @field_validator("passthrough_paths")
+    @classmethod
+    def _exact_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if any(c in path for c in "*?["):
+                raise ValueError(f"passthrough_paths lists exact paths; {path!r} is a glob")
+            _canonical_path(path, "passthrough path")
+        return paths
 
 
 class UnmatchedConfig(_Strict):
@@ -179,6 +214,13 @@ class LimitsConfig(_Strict):
     ``Retry-After``. Per process: ``--workers N`` admits N times as many. Null: no limit."""
     retry_after_s: int = Field(default=1, ge=0)
     """The ``Retry-After`` seconds sent with that 503."""
+    client_header_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest a client connection may take to send a request's line and headers, from
+    its first byte (or from connecting); past it the connection is closed. Without it a
+    client sending half a request line holds a connection forever."""
+    client_body_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest a client may take to send a whole request body; past it the proxy answers
+    408 and closes the connection."""
 
 
 class ProxyConfig(_Strict):
@@ -366,11 +408,65 @@ def _validate_stages(
     return per_route, problems
 
 
+MAX_ALIASES = 100
+"""Most alias uses (``*name``) a config may contain; real configs need a handful."""
+MAX_EXPANDED_NODES = 200_000
+"""Most YAML nodes a config may expand to with every alias replaced by what it names.
+
+A 300-byte "billion laughs" file of nested aliases expands to millions of nodes: loading
+it once took 23 s and 2.4 GB (and froze the event loop on a reload). Composing is cheap
+because aliases share nodes; counting the expansion with a memo costs one pass over the
+distinct nodes, so the refusal comes in milliseconds, before anything walks the expansion.
+"""
+
+
+class _AliasBombError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _check_expansion(tree: yaml.Node) -> None:
+    """Raise :class:`_AliasBombError` if ``tree`` uses too many aliases or expands too far."""
+    sizes: dict[int, int] = {}
+    uses = 0
+
+    def size(node: yaml.Node, at: yaml.Node) -> int:
+        nonlocal uses
+        known = sizes.get(id(node))
+        if known is not None:
+            uses += 1
+            if uses > MAX_ALIASES:
+                raise _AliasBombError(
+                    at.start_mark.line + 1, f"more than {MAX_ALIASES} YAML aliases; refused"
+                )
+            return known
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total += size(key, key) + size(value, key)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, item) for item in node.value)
+        sizes[id(node)] = total
+        if total > MAX_EXPANDED_NODES:
+            raise _AliasBombError(
+                at.start_mark.line + 1,
+                f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes; refused",
+            )
+        return total
+
+    size(tree, tree)
+
+
 def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     """Validate YAML text; raise :class:`ConfigError` listing every problem."""
     try:
-        tree = yaml.compose(text)
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        if tree is not None:
+            _check_expansion(tree)
         data = yaml.safe_load(text)
+    except _AliasBombError as exc:
+        raise ConfigError(source, [Problem("", str(exc), exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -1,7 +1,7 @@
-"""Request limits the proxy enforces itself: body size, concurrency, and the drain gate.
+"""Request limits the proxy enforces itself: body size and time, concurrency, the drain gate.
 
-Timeouts live with the upstream (``connect_timeout_s``, ``idle_timeout_s``) because aiohttp's
-client enforces them; what is here needs the proxy's own bookkeeping.
+Upstream timeouts live with the upstream (``connect_timeout_s``, ``idle_timeout_s``) because
+aiohttp's client enforces them; the client's header timeout is :mod:`pipeline.serving`'s.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from aiohttp import web
 _READ_CHUNK = 64 * 1024
 
 
+class BodyTimeoutError(Exception):
+    """The client did not send its whole body within ``limits.client_body_timeout_s``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the request body did not arrive within {timeout_s:g} s")
+
+
 class BodyTooLargeError(Exception):
     """The request body is over ``limits.max_body_bytes``; answered with 413."""
 
@@ -22,23 +29,30 @@ class BodyTooLargeError(Exception):
         self.limit = limit
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, timeout_s: float | None = None) -> bytes:
     """The whole request body, refusing it as soon as it passes ``limit`` bytes.
 
     Read here rather than with aiohttp's ``client_max_size`` so the limit follows a config
     reload and the refusal can be written in the client's protocol shape, not as plain text.
-    A declared ``Content-Length`` over the limit is refused before reading anything.
+    A declared ``Content-Length`` over the limit is refused before reading anything, and a
+    body still incomplete after ``timeout_s`` (a client trickling bytes to hold a slot) is
+    :class:`BodyTimeoutError`.
     """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise BodyTooLargeError(limit)
     parts: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(limit)
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.read(_READ_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLargeError(limit)
+                parts.append(chunk)
+    except TimeoutError:
+        assert timeout_s is not None
+        raise BodyTimeoutError(timeout_s) from None
     return b"".join(parts)
 
 

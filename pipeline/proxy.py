@@ -9,11 +9,9 @@ errors). The upstream comes from config only; nothing in a request can redirect 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
 import os
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +24,17 @@ from yarl import URL
 
 from pipeline import auth
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
+from pipeline.decoding import BodyKind, UnsupportedEncodingError, body_kind, check_encoding, decoded
 from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter
-from pipeline.limits import BodyTooLargeError, read_body
+from pipeline.limits import BodyTimeoutError, BodyTooLargeError, read_body
+from pipeline.paths import PathError, canonical, glob_matches, within
 from pipeline.protocols import ADAPTERS, select
+from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.shutdown import SHUTDOWN_CODE
 from pipeline.sse import SSEDecoder, SSEError
+from pipeline.stage import ChannelEnd
 from pipeline.state import STATE, ProxyState, Snapshot
 from pipeline.stats import REQUEST_STATS, RequestStats, finding_record
 
@@ -89,24 +91,31 @@ class ForbiddenTargetError(Exception):
     """A request path that would leave the configured upstream's origin."""
 
 
-def upstream_url(upstream: UpstreamConfig, request: web.Request) -> URL:
-    """The configured upstream plus the request's path and query — never another origin.
+def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> URL:
+    """The configured upstream plus the canonical request path and query — never elsewhere.
 
-    The path is taken from the request's relative URL (an absolute-form request line's
-    host is ignored), ``strip_prefix`` is removed only at a path-segment boundary, and the
-    result must keep the upstream's scheme, host and port: a path such as
-    ``/openai.evil.example/v1`` can never turn into another host.
+    ``path`` is canonical (:func:`pipeline.paths.canonical`: no dot segments, no empty ones),
+    ``strip_prefix`` comes off only at a segment boundary, and the result must keep the
+    upstream's scheme, host and port: a path such as ``/openai.evil.example/v1`` can never
+    turn into another host, and nothing climbs above the upstream's base path.
     """
-    path = request.rel_url.raw_path or "/"
-    prefix = upstream.strip_prefix.rstrip("/")
-    if prefix and (path == prefix or path.startswith(prefix + "/")):
-        path = path[len(prefix) :] or "/"
-    query = request.rel_url.raw_query_string
-    target = URL(upstream.url + path + (f"?{query}" if query else ""), encoded=True)
+    rest = within(path, upstream.strip_prefix)
+    if rest is None:
+        rest = path
+    target = URL(upstream.url + rest + (f"?{query}" if query else ""), encoded=True)
     base = URL(upstream.url)
     if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-        raise ForbiddenTargetError(f"path {request.rel_url.raw_path!r} leaves the upstream")
+        raise ForbiddenTargetError(f"path {path!r} leaves the upstream")
     return target
+
+
+def request_path(request: web.Request) -> str:
+    """The request's canonical path (:class:`PathError` for one the proxy refuses).
+
+    Taken from the raw relative URL: aiohttp's ``request.path`` is already decoded, so
+    ``%2F`` in it would be indistinguishable from ``/``.
+    """
+    return canonical(request.rel_url.raw_path or "/")
 
 
 def error_body(protocol: Protocol, message: str, code: str) -> dict[str, Any]:
@@ -124,13 +133,13 @@ def _error(protocol: Protocol, status: int, message: str, code: str) -> web.Resp
     return web.json_response(error_body(protocol, message, code), status=status)
 
 
-def _protocol_by_path(snapshot: Snapshot, request: web.Request) -> Protocol:
+def _protocol_by_path(snapshot: Snapshot, method: str, path: str) -> Protocol:
     """The protocol of the first route whose path glob matches, for errors answered before
     the body (and so the model a route may match on) is read."""
     for route in snapshot.config.proxy.routes:
-        if fnmatch.fnmatchcase(request.path, route.match.path):
-            return select(route.protocol, request.method, request.path)
-    return select(Protocol.AUTO, request.method, request.path)
+        if glob_matches(path, route.match.path):
+            return select(route.protocol, method, path)
+    return select(Protocol.AUTO, method, path)
 
 
 @dataclass(slots=True)
@@ -138,6 +147,8 @@ class Exchange:
     """One client request on its way through the proxy, and where it is going."""
 
     request: web.Request
+    path: str
+    """The canonical path: what routes matched and what goes upstream."""
     body: bytes
     info: RequestInfo
     snapshot: Snapshot
@@ -149,8 +160,15 @@ class Exchange:
 
     @property
     def filters(self) -> bool:
-        """Whether the reply goes through the route's stages (a protocol claims it)."""
-        return self.route is not None and self.protocol in ADAPTERS
+        """Whether the reply goes through the route's stages.
+
+        Known endpoints always do (their codecs also check the stream ends properly); any
+        other reply when the route has stages, unless its path is listed as passed through.
+        """
+        route = self.route
+        if route is None or self.protocol not in ADAPTERS or self.path in route.passthrough_paths:
+            return False
+        return bool(route.stages) or self.protocol is not Protocol.GENERIC_SSE
 
     def filter(self) -> ResponseFilter:
         assert self.route is not None
@@ -173,42 +191,69 @@ class ProxyHandler:
         stats = RequestStats(request.method, request.path)
         request[REQUEST_STATS] = stats
         try:
-            return await self._handle(request, snapshot, stats)
+            path = request_path(request)
+        except PathError as exc:
+            stats.status, stats.error_code = 400, "bad_path"
+            return _error(Protocol.AUTO, 400, str(exc), "invalid_request_error")
+        stats.path = path
+        try:
+            return await self._handle(request, path, snapshot, stats)
         except Exception as exc:  # a proxy bug answers in the protocol's shape, never a hang
-            log.exception("proxy_error", path=request.path)
+            log.exception("proxy_error", path=path)
             stats.status, stats.error, stats.error_code = 500, repr(exc)[:200], "proxy_error"
-            protocol = _protocol_by_path(snapshot, request)
+            protocol = _protocol_by_path(snapshot, request.method, path)
             return _error(protocol, 500, "the proxy failed to handle the request", "proxy_error")
         finally:
             stats.finished = time.perf_counter()
             self.state.observe(stats)
 
     async def _handle(
-        self, request: web.Request, snapshot: Snapshot, stats: RequestStats
+        self, request: web.Request, path: str, snapshot: Snapshot, stats: RequestStats
     ) -> web.StreamResponse:
+        limits = snapshot.config.proxy.limits
         try:
-            body = await read_body(request, snapshot.config.proxy.limits.max_body_bytes)
+            body = await read_body(request, limits.max_body_bytes, limits.client_body_timeout_s)
         except BodyTooLargeError as exc:
             stats.status = 413
-            return _error(_protocol_by_path(snapshot, request), 413, str(exc), "request_too_large")
+            protocol = _protocol_by_path(snapshot, request.method, path)
+            return _error(protocol, 413, str(exc), "request_too_large")
+        except BodyTimeoutError as exc:
+            stats.status, stats.error_code = 408, "client_timeout"
+            refusal = _error(Protocol.AUTO, 408, str(exc), "request_timeout")
+            refusal.force_close()
+            await refusal.prepare(request)
+            await refusal.write_eof()
+            if request.transport is not None:
+                request.transport.close()  # sent; aiohttp would otherwise read on for 10 s
+            return refusal
         bad: str | None = None
         try:
             info = RequestInfo.parse(body) if request.method == "POST" else RequestInfo()
         except BadRequestError as exc:
             info, bad = RequestInfo(), str(exc)
         stats.model, stats.stream = info.model, info.stream
-        route = snapshot.config.proxy.route_for(request.path, info.model, request.headers)
+        route = snapshot.config.proxy.route_for(path, info.model, request.headers)
         if route is None:
             unmatched = snapshot.config.proxy.unmatched
             if unmatched.action == "reject" or unmatched.upstream is None:
                 stats.status = 404
-                return _error(Protocol.AUTO, 404, f"no route for {request.path}", "not_found")
+                return _error(Protocol.AUTO, 404, f"no route for {path}", "not_found")
             exchange = Exchange(
-                request, body, info, snapshot, stats, unmatched.upstream, Protocol.PASSTHROUGH, None
+                request,
+                path,
+                body,
+                info,
+                snapshot,
+                stats,
+                unmatched.upstream,
+                Protocol.PASSTHROUGH,
+                None,
             )
             return await self._admitted(exchange)
         stats.route = route.name
-        protocol = select(route.protocol, request.method, request.path)
+        protocol = select(route.protocol, request.method, path)
+        if protocol is Protocol.GENERIC_SSE:
+            bad = None  # only a known endpoint's body must be a request of its protocol
         if bad is not None and protocol is not Protocol.PASSTHROUGH:
             stats.status = 400
             return _error(protocol, 400, bad, "invalid_request_error")
@@ -217,7 +262,9 @@ class ProxyHandler:
             stats.status = 401
             message = f"missing or unknown {auth.HEADER} header"
             return _error(protocol, 401, message, "authentication_error")
-        exchange = Exchange(request, body, info, snapshot, stats, route.upstream, protocol, route)
+        exchange = Exchange(
+            request, path, body, info, snapshot, stats, route.upstream, protocol, route
+        )
         return await self._admitted(exchange)
 
     async def _admitted(self, exchange: Exchange) -> web.StreamResponse:
@@ -243,7 +290,7 @@ class ProxyHandler:
         stats, upstream, protocol = exchange.stats, exchange.upstream, exchange.protocol
         stats.protocol = protocol.value
         try:
-            url = upstream_url(upstream, exchange.request)
+            url = upstream_url(upstream, exchange.path, exchange.request.rel_url.raw_query_string)
         except ForbiddenTargetError as exc:
             stats.status = 400
             return _error(protocol, 400, str(exc), "invalid_request_error")
@@ -263,26 +310,46 @@ class ProxyHandler:
                 allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
-            stats.status, stats.error = 502, f"upstream unreachable: {type(exc).__name__}"
+            name = type(exc).__name__
+            if isinstance(exc, TimeoutError) and not isinstance(
+                exc, aiohttp.ConnectionTimeoutError
+            ):
+                # Connected, but no response headers within the timeout: the gateway's 504.
+                stats.status, stats.error = 504, f"upstream sent no headers in time: {name}"
+                stats.error_code = "upstream_timeout"
+                message = f"upstream sent no reply in time ({name})"
+                return _error(protocol, 504, message, "upstream_error")
+            stats.status, stats.error = 502, f"upstream unreachable: {name}"
             stats.error_code = "upstream_unreachable"
-            return _error(
-                protocol, 502, f"upstream unreachable ({type(exc).__name__})", "upstream_error"
-            )
+            return _error(protocol, 502, f"upstream unreachable ({name})", "upstream_error")
         stats.upstream_ready = time.perf_counter()
         async with upstream_response:
             stats.status = upstream_response.status
-            if not exchange.filters or upstream_response.status >= 300:
+            if not exchange.filters or _bodiless(exchange.request, upstream_response):
                 return await self._passthrough(exchange, upstream_response)
-            content_type = upstream_response.content_type
-            if content_type == "text/event-stream":
+            kind = body_kind(upstream_response.content_type)
+            if upstream_response.status >= 300 and kind is not BodyKind.OTHER:
+                protocol = Protocol.GENERIC_SSE  # an error's body is not the protocol's reply
+            try:
+                check_encoding(upstream_response.headers.get("Content-Encoding"))
+            except UnsupportedEncodingError as exc:
+                kind, why = BodyKind.OTHER, str(exc)
+            else:
+                why = f"upstream replied with {upstream_response.content_type!r}"
+            if kind is BodyKind.EVENTS:
                 driver = StreamDriver(ADAPTERS[protocol].stream, exchange.filter(), exchange.info)
                 return await self._stream(exchange, upstream_response, driver)
-            if content_type == "application/json":
-                return await self._body(exchange, upstream_response)
+            if kind is BodyKind.JSON:
+                return await self._body(exchange, upstream_response, protocol)
+            if kind is BodyKind.TEXT:
+                return await self._text(exchange, upstream_response)
+            assert exchange.route is not None
+            if exchange.route.unfilterable == "pass":
+                return await self._passthrough(exchange, upstream_response)
             # Fail closed: a reply the route should filter but cannot read never passes.
             stats.status, stats.error_code = 502, "upstream_bad_body"
-            stats.error = f"upstream replied with {content_type!r}, which cannot be filtered"
-            return _error(protocol, 502, stats.error, "upstream_error")
+            stats.error = f"{why}, which cannot be filtered (route policy unfilterable: reject)"
+            return _error(exchange.protocol, 502, stats.error, "upstream_error")
 
     async def _stream(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse, driver: StreamDriver
@@ -335,7 +402,7 @@ class ProxyHandler:
         """Copy filtered events to the client until the stream ends; the closing bytes."""
         released = 0
         try:
-            async for data in upstream.content.iter_any():
+            async for data in decoded(upstream):
                 out = await driver.feed(decoder.feed(data))
                 if stats.upstream_first_text is None and driver.text_chunks:
                     stats.upstream_first_text = time.perf_counter()
@@ -360,24 +427,86 @@ class ProxyHandler:
             return driver.fail(f"{what} before the stream completed", "upstream_error")
 
     async def _body(
-        self, exchange: Exchange, upstream: aiohttp.ClientResponse
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse, protocol: Protocol
     ) -> web.StreamResponse:
-        stats, protocol = exchange.stats, exchange.protocol
-        limit = exchange.snapshot.config.proxy.limits.max_response_bytes
+        stats = exchange.stats
+        raw = await self._read(exchange, upstream)
+        if isinstance(raw, web.StreamResponse):
+            return raw
+        if not raw:
+            return web.Response(status=upstream.status, headers=_body_headers(upstream))
         try:
-            body = _parse_reply(await _read_reply(upstream, limit), upstream.headers)
+            body = _parse_reply(raw)
         except BadReplyError as exc:
             stats.status, stats.error, stats.error_code = 502, str(exc), "upstream_bad_body"
-            return _error(protocol, 502, f"upstream reply unusable: {exc}", "upstream_error")
-        stats.upstream_ready = time.perf_counter()
+            return _error(
+                exchange.protocol, 502, f"upstream reply unusable: {exc}", "upstream_error"
+            )
         driver = Driver(exchange.filter(), exchange.info)
         filtered = await ADAPTERS[protocol].body(driver).filter(body)
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
         stats.unknown_fields = driver.unknown_fields
-        headers = _reply_headers(upstream.headers, filtered=True)
-        headers.popall("Content-Type", None)  # json_response sets its own
+        headers = _body_headers(upstream)
+        if protocol is Protocol.GENERIC_SSE and filtered is body:
+            # The generic codec returns the very body it was given only when no stage changed
+            # it (it never edits in place): the upstream's bytes go out as they came.
+            headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+            return web.Response(body=raw, status=upstream.status, headers=headers)
         return web.json_response(filtered, status=upstream.status, headers=headers)
+
+    async def _text(
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """A ``text/*`` reply: its whole text is one channel (``body.text``)."""
+        stats = exchange.stats
+        raw = await self._read(exchange, upstream)
+        if isinstance(raw, web.StreamResponse):
+            return raw
+        try:
+            text = raw.decode(upstream.charset or "utf-8")
+        except (LookupError, UnicodeDecodeError) as exc:
+            stats.status, stats.error, stats.error_code = 502, repr(exc)[:200], "upstream_bad_body"
+            return _error(
+                exchange.protocol, 502, "upstream text reply unreadable", "upstream_error"
+            )
+        driver = Driver(exchange.filter(), exchange.info, GenericBody.protocol)
+        release = await driver.whole(driver.channel("body.text"), text, ChannelEnd.COMPLETE)
+        stats.blocked = driver.blocked
+        stats.findings = [finding_record(f) for f in driver.findings]
+        if release.block:
+            return _error(Protocol.GENERIC_SSE, upstream.status, BLOCKED_MESSAGE, "content_filter")
+        headers = _body_headers(upstream)
+        headers["Content-Type"] = f"{upstream.content_type}; charset=utf-8"
+        return web.Response(body=release.text.encode(), status=upstream.status, headers=headers)
+
+    async def _read(
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse
+    ) -> bytes | web.StreamResponse:
+        """The whole decoded reply, or the 502 that answers a reply cut short or too large."""
+        stats = exchange.stats
+        limit = exchange.snapshot.config.proxy.limits.max_response_bytes
+        try:
+            raw = await _read_reply(upstream, limit)
+        except (BadReplyError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            # An upstream failing is not a proxy bug: a warning without a traceback.
+            what = str(exc) if isinstance(exc, BadReplyError) else "cut short or broken"
+            stats.status, stats.error, stats.error_code = 502, what, "upstream_bad_body"
+            log.warning("upstream_reply_unusable", path=exchange.path, reason=what)
+            return _error(
+                exchange.protocol, 502, f"upstream reply unusable: {what}", "upstream_error"
+            )
+        except TimeoutError:
+            stats.status, stats.error, stats.error_code = (
+                504,
+                "upstream went silent",
+                "upstream_timeout",
+            )
+            return _error(
+                exchange.protocol, 504, "upstream went silent mid-reply", "upstream_error"
+            )
+        stats.upstream_ready = time.perf_counter()
+        return raw
 
     async def _passthrough(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse
@@ -402,10 +531,10 @@ class BadReplyError(Exception):
 
 
 async def _read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole reply body, refused past ``limit`` bytes (before it is all in memory)."""
+    """The whole decoded reply body, refused past ``limit`` bytes (before it is all in memory)."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in upstream.content.iter_any():
+    async for chunk in decoded(upstream):
         size += len(chunk)
         if size > limit:
             raise BadReplyError(f"larger than the proxy's limit of {limit} bytes")
@@ -413,14 +542,28 @@ async def _read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _parse_reply(raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """A reply body as a JSON object (gzip/deflate undone: the proxy asked for identity)."""
+def _parse_reply(raw: bytes) -> dict[str, Any]:
+    """A decoded reply body as a JSON object."""
     try:
-        if headers.get("Content-Encoding", "identity") in ("gzip", "deflate"):
-            raw = zlib.decompress(raw, wbits=47)  # 47: gzip or zlib header
         body = json.loads(raw)
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BadReplyError(f"not valid JSON ({type(exc).__name__})") from None
     if not isinstance(body, dict):
         raise BadReplyError("a JSON value that is not an object")
     return body
+
+
+def _bodiless(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
+    """A reply that has no body to filter (HEAD, 204, 304, ``Content-Length: 0``)."""
+    return (
+        request.method == "HEAD"
+        or upstream.status in (204, 304)
+        or upstream.headers.get("Content-Length") == "0"
+    )
+
+
+def _body_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    """Headers for a filtered whole body: the encoding is undone, the length recomputed."""
+    headers = _reply_headers(upstream.headers, filtered=True)
+    headers.popall("Content-Type", None)  # the response sets its own
+    return headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import Protocol
+from pipeline.paths import fold
 from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
 from pipeline.protocols.base import BodyCodec, StreamCodec
 from pipeline.protocols.completions import CompletionsBody, CompletionsStream
@@ -41,13 +42,22 @@ _SUFFIXES: tuple[tuple[str, Protocol], ...] = (
 
 
 def select(configured: Protocol, method: str, path: str) -> Protocol:
-    """The protocol a request is filtered as; ``PASSTHROUGH`` for anything else."""
-    if configured is not Protocol.AUTO:
-        return configured if configured in ADAPTERS else Protocol.PASSTHROUGH
-    if method != "POST":
+    """The protocol a reply on a route is filtered as, from the canonical request path.
+
+    A known endpoint (``POST`` to one of the SDKs' paths, matched ignoring case) gets its
+    codec; every other method and path of the route (``GET /v1/responses/{id}``, ``DELETE``,
+    ``/messages/count_tokens``...) gets the generic codecs, which filter every string, so a
+    stored copy of a reply can never be fetched unfiltered. ``PASSTHROUGH`` only when the
+    route says so.
+    """
+    if configured is Protocol.PASSTHROUGH:
         return Protocol.PASSTHROUGH
-    trimmed = path.rstrip("/")
+    if method.upper() != "POST":
+        return Protocol.GENERIC_SSE
+    if configured is not Protocol.AUTO:
+        return configured
+    trimmed = fold(path).rstrip("/")
     for suffix, protocol in _SUFFIXES:
         if trimmed.endswith(suffix):
-            return protocol if protocol in ADAPTERS else Protocol.PASSTHROUGH
-    return Protocol.PASSTHROUGH
+            return protocol
+    return Protocol.GENERIC_SSE
