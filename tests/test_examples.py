@@ -201,7 +201,7 @@ def test_keyword_blocklist_bad_entry_is_a_config_problem_with_its_line(tmp_path:
       - type: keyword_blocklist
         list_file: "{listing}"
 """
-    with pytest.raises(ConfigError, match="blocklist line 2: not a valid regex"):
+    with pytest.raises(ConfigError, match="rule blocklist:line2: not a valid regex"):
         parse_config(text)
 
 

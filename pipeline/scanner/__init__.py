@@ -4,6 +4,8 @@
   hold-back bound derived from the patterns;
 * :class:`MatchFactory` — a stage factory from rules and an ``on_match`` decision;
 * :class:`ScanStage` — the per-channel scan, for factories that build stages themselves;
+* :class:`WindowFactory` — an async stage judging whole sentences or windows (a
+  moderation service), the author writing only the call;
 * decisions: :data:`MASK`, :func:`replace`, :data:`BLOCK` / :func:`block`, :data:`FLAG`,
   :data:`KEEP`.
 
@@ -26,6 +28,7 @@ from pipeline.scanner.decisions import (
 from pipeline.scanner.factory import MatchFactory
 from pipeline.scanner.rules import Rules, UnboundedPatternError, pattern_width, phrase_pattern
 from pipeline.scanner.scan import CONTEXT_CHARS, ScanStage
+from pipeline.scanner.windows import WindowFactory, WindowStage, windows
 
 __all__ = [
     "BLOCK",
@@ -41,8 +44,11 @@ __all__ = [
     "Rules",
     "ScanStage",
     "UnboundedPatternError",
+    "WindowFactory",
+    "WindowStage",
     "block",
     "pattern_width",
     "phrase_pattern",
     "replace",
+    "windows",
 ]

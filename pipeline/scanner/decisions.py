@@ -48,6 +48,8 @@ class Decision:
 
     action: Action
     text: str = ""
+    rule: str = ""
+    """Names the finding instead of the match's rule (a service's category, say)."""
 
 
 MASK = Decision(Action.MASK)

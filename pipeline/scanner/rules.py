@@ -4,7 +4,8 @@ Every rule (a phrase list or a ``regex`` pattern) becomes one named alternative 
 pattern, so one search per piece of text serves any number of rules. Next to it lives its
 *never-complete twin* (the same alternation followed by ``(?!)``): searched with
 ``partial=True`` it can only ever report a candidate that runs into the end of the text,
-which is exactly the set of places where more text could still change the outcome. That
+which, with the complete matches ending right at the end of the text (:attr:`Rules.at_end`),
+is exactly the set of places where more text could still change the outcome. That
 twin is what makes hold-back correct with overlapping alternatives: ``regex`` prefers a
 complete match to an earlier partial one, so a plain partial search finds ``of`` in
 ``you son of a`` and misses that ``son of a gun`` may still start at ``son``.
@@ -123,6 +124,9 @@ class Rules:
     """Finds complete matches (leftmost start, first alternative that matches there)."""
     open_candidates: regex.Pattern[str]
     """The never-complete twin: with ``partial=True``, where a match may still start."""
+    at_end: regex.Pattern[str]
+    """Complete matches that end exactly at the end of the text: ``\\b``, ``$`` and
+    ``\\Z`` hold there without asking for more text, yet more text could undo them."""
     names: tuple[str, ...]
     """Rule name per alternative, in order (group ``_r0`` is ``names[0]``...)."""
     longest: int
@@ -153,9 +157,9 @@ class Rules:
             try:
                 compiled = regex.compile(source)
             except regex.error as exc:
-                raise ValueError(f"rule {name!r}: not a valid regex: {exc}") from None
+                raise ValueError(f"rule {name}: not a valid regex: {exc}") from None
             if compiled.fullmatch(""):
-                raise ValueError(f"rule {name!r} matches empty text, which finds nothing")
+                raise ValueError(f"rule {name} matches empty text, which finds nothing")
             sources.append(source)
             if longest is None:
                 widths.append(pattern_width(source))
@@ -164,6 +168,7 @@ class Rules:
         return cls(
             pattern=regex.compile(alternation, flags),
             open_candidates=regex.compile(f"(?:{alternation})(?!)", flags),
+            at_end=regex.compile(f"(?:{alternation})\\Z", flags),
             names=tuple(name for name, _ in items),
             longest=longest if longest is not None else max(widths),
         )

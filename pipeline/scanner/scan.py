@@ -81,13 +81,22 @@ class ScanStage:
         size = len(hay)
         if final:
             return size
-        longest = self._rules.longest
-        while (candidate := self._rules.open_candidates.search(hay, at, partial=True)) is not None:
+        rules = self._rules
+        longest = rules.longest
+        # Candidates further back than ``longest`` from the end are ignored: no match that
+        # long counts (only reachable with an explicit ``longest`` on unbounded patterns).
+        first = size
+        at_or_near_end = max(at, size - longest)
+        while (candidate := rules.open_candidates.search(hay, at, partial=True)) is not None:
             start: int = candidate.start()
             if size - start <= longest:
-                return start
-            at = start + 1  # longer than any match may be: ignored (explicit ``longest``)
-        return size
+                first = start
+                break
+            at = max(start + 1, at_or_near_end)
+        ending = rules.at_end.search(hay, at_or_near_end, partial=False)
+        if ending is not None and ending.start() < first:
+            return int(ending.start())
+        return first
 
     def _scan(self, body: str, *, final: bool) -> Release:
         base = len(self._context)
@@ -123,10 +132,12 @@ class ScanStage:
                 continue
             out.append(hay[decided:start])
             if decision.action is not Action.KEEP:
-                findings.append(Finding(hit.rule, decision.action.value, hit.start, hit.end))
+                findings.append(
+                    Finding(decision.rule or hit.rule, decision.action.value, hit.start, hit.end)
+                )
             if decision.action is Action.BLOCK:
                 self._done, self._buffer = True, ""
-                reason = decision.text or f"{self._name}: {hit.rule}"
+                reason = decision.text or f"{self._name}: {decision.rule or hit.rule}"
                 return Release("".join(out), block=reason, findings=tuple(findings))
             out.append(replacement)
             if cursor is not None:
