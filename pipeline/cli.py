@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--text", help="the reply text (default: a demo reply with PII)")
     simulate.add_argument("--first-token-delay-ms", type=float, default=0.0)
     simulate.add_argument("--inter-token-delay-ms", type=float, default=0.0)
+    simulate.set_defaults(handler=_run_simulate)
     add_commands(commands)  # replay, record: each sets its own ``handler``
     return parser
 
@@ -141,6 +142,18 @@ async def _simulate(args: argparse.Namespace) -> None:
     await serve_forever(runner)
 
 
+def _run_simulate(args: argparse.Namespace) -> int:
+    """``simulate``: serve the simulator until interrupted."""
+    try:
+        asyncio.run(_simulate(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"streamsieve: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _demo_config(simulator_port: int) -> Path:
     """The embedded default config, pointed at the simulator's port.
 
@@ -168,9 +181,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.file)
     try:
-        if args.command == "simulate":
-            asyncio.run(_simulate(args))
-            return 0
         embedded = args.config is None
         config = load_config(_demo_config(args.simulator_port) if embedded else args.config)
         if args.workers > 1 and args.port == 0:
