@@ -76,13 +76,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def _check_config(path: Path) -> int:
-    """Validate ``path`` and build every stage, as ``serve`` would, without serving."""
+def _checked(config: LoadedConfig) -> None:
+    """Build every stage as ``serve`` would and check their limits (:mod:`pipeline.bounds`).
+
+    Raises ConfigError for a limit that would let a cut-off match stream on; prints a loud
+    warning for one that only fails open because the config asked for ``pass``.
+    """
+    from pipeline.bounds import check_limits
     from pipeline.engine import build_plans
 
+    report = check_limits(config, build_plans(config))
+    for warning in report.warnings:
+        print(f"WARNING: {warning.render(config.source)}", file=sys.stderr)
+    if report.problems:
+        raise ConfigError(config.source, report.problems)
+
+
+def _check_config(path: Path) -> int:
+    """Validate ``path`` and build every stage, as ``serve`` would, without serving."""
     try:
         config = load_config(path)
-        build_plans(config)
+        _checked(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem.render(exc.source), file=sys.stderr)
@@ -183,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         embedded = args.config is None
         config = load_config(_demo_config(args.simulator_port) if embedded else args.config)
+        _checked(config)
         if args.workers > 1 and args.port == 0:
             print("streamsieve: --workers needs a fixed --port (each binds it)", file=sys.stderr)
             return 2

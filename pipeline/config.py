@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.plugins import StageLoadError, resolve_stage
 from pipeline.stage import OverflowPolicy, StageConfig
+from pipeline.stagepath import importable_from
 
 
 class _Strict(BaseModel):
@@ -405,4 +406,5 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError(
             str(file), [Problem("", f"cannot read the file: {exc.strerror}")]
         ) from None
-    return parse_config(text, str(file))
+    with importable_from(file.parent):
+        return parse_config(text, str(file))

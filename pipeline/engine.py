@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import structlog
 
+from pipeline.bounds import overflow_policy
 from pipeline.config import (
     BufferConfig,
     ConfigError,
@@ -69,7 +70,7 @@ class BoundStage:
             factory=factory,
             max_chars=min(limits),
             max_ms=min(ms_limits) if ms_limits else None,
-            on_overflow=config.on_overflow or buffer.on_overflow,
+            on_overflow=overflow_policy(config, factory, buffer),
             on_error=config.on_error,
             timeout_s=config.timeout_ms / 1000.0,
             mask=config.mask,

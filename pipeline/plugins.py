@@ -22,6 +22,13 @@ from pipeline.stage import AsyncStage, Channel, ChannelKind, Stage, StageConfig,
 ENTRY_POINT_GROUP = "streamsieve.stages"
 
 
+IMPORT_HINT = (
+    "a dotted path is imported from the Python path and from the config file's directory: "
+    "put the module next to the config file, install its package (pip install -e DIR), "
+    "or add its directory to PYTHONPATH"
+)
+
+
 class StageLoadError(Exception):
     """A ``type:`` that names no usable stage; the message says what to change."""
 
@@ -33,7 +40,9 @@ def _import(target: str, origin: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StageLoadError(f"{origin} {target!r}: cannot import {module_name!r} ({exc})") from exc
+        raise StageLoadError(
+            f"{origin} {target!r}: cannot import {module_name!r} ({exc}); {IMPORT_HINT}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:
