@@ -65,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--first-token-delay-ms", type=float, default=0.0)
     simulate.add_argument("--inter-token-delay-ms", type=float, default=0.0)
     simulate.set_defaults(handler=_run_simulate)
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of a config, for YAML editors",
+        description="The JSON Schema of a whole config (every installed stage's keys, with "
+        "their docs). Save it and add '# yaml-language-server: $schema=./streamsieve.schema"
+        ".json' as the first line of a config to get validation and completion as you type.",
+    )
+    schema.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+    schema.add_argument(
+        "--config", type=Path, help="also include the dotted-path stages this config uses"
+    )
+    schema.set_defaults(handler=_schema)
     add_commands(commands)  # replay, record: each sets its own ``handler``
     return parser
 
@@ -154,6 +166,12 @@ async def _simulate(args: argparse.Namespace) -> None:
     runner = await start_simulator(args.host, args.port, settings)
     log.info("simulator_started", url=f"http://{args.host}:{args.port}")
     await serve_forever(runner)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pipeline.schema import write_schema
+
+    return write_schema(args.out, args.config)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from pipeline.stagepath import importable_from
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Protocol(enum.StrEnum):

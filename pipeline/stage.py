@@ -162,7 +162,7 @@ class ErrorPolicy(enum.StrEnum):
 class StageConfig(BaseModel):
     """Keys every stage accepts in YAML; a stage's own model extends this one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str
     """The stage's registered name (``redact``, ``profanity``, ``json``, a plug-in's name,
