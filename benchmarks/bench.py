@@ -46,7 +46,7 @@ from pipeline.plugins import StageLoadError, known_types, resolve_stage
 from pipeline.simulator import bound_port as simulator_port
 from pipeline.simulator import start_simulator
 from pipeline.sse import Event, SSEDecoder, SSEError
-from pipeline.stage import Channel, ChannelEnd, ChannelKind
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
 HOST = "127.0.0.1"
 ROUTE = "bench"
@@ -772,16 +772,14 @@ def offline_chains(variants: Sequence[Variant]) -> list[OfflineChain]:
 
 async def _drive(chain: Chain, chunks: Sequence[str], held: list[int] | None) -> None:
     for chunk in chunks:
-        if chain.is_async:
-            await chain.afeed(chunk)
-        else:
-            chain.feed(chunk)
+        step = chain.start(chunk, None)
+        if not isinstance(step, Release):
+            await chain.complete(step)  # only async stages ever make the loop wait
         if held is not None:
             held.append(chain.held)
-    if chain.is_async:
-        await chain.afinish(ChannelEnd.COMPLETE)
-    else:
-        chain.finish(ChannelEnd.COMPLETE)
+    step = chain.start("", ChannelEnd.COMPLETE)
+    if not isinstance(step, Release):
+        await chain.complete(step)
 
 
 async def measure_holdback(

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from pipeline.config import BufferConfig, LoadedConfig, Problem, render_path
 from pipeline.stage import OverflowPolicy, StageConfig, StageFactory
 
-__all__ = ["LimitReport", "check_limits", "overflow_policy"]
+__all__ = ["OVERFLOW_ACTIONS", "LimitReport", "check_limits", "overflow_policy"]
+
+OVERFLOW_ACTIONS: Mapping[OverflowPolicy, str] = {
+    OverflowPolicy.MASK: "masked",
+    OverflowPolicy.BLOCK: "blocked",
+    OverflowPolicy.PASS: "passed",
+}
+"""An overflow finding's ``action``, in the words every other finding uses."""
 
 
 def overflow_policy(

@@ -6,8 +6,9 @@ Three feeds, each chosen to keep per-token work near zero:
   :class:`~pipeline.proxy.RequestStats` the log line also reads;
 - inter-token gaps are bucketed per stream in a :class:`GapRecorder` (one ``bisect`` per
   client text write) and added to the histogram once, when the stream ends;
-- stages of a route with ``stage_metrics`` (the default) are wrapped so each opened stage
-  adds up its own time and the most it held, reported once when its channel finishes.
+- stages of a route with ``stage_metrics`` (the default) are watched through the engine's
+  observer hook: each opened stage adds up its own time and the most it held, reported
+  once when its channel finishes.
 
 Every :class:`Metrics` owns its registry, so several proxies in one process (tests) never
 share counters. With ``--workers N`` prometheus-client's multiprocess mode sums the workers
@@ -16,25 +17,15 @@ share counters. With ``--workers N`` prometheus-client's multiprocess mode sums 
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import dataclasses
-import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from pipeline.engine import BoundStage, RoutePlan
-from pipeline.stage import (
-    AsyncStage,
-    Channel,
-    ChannelEnd,
-    Release,
-    Stage,
-    StageConfig,
-    StageFactory,
-)
+from pipeline.plan import Method, RoutePlan
+from pipeline.stage import Channel, Release
 
 if TYPE_CHECKING:
     from pipeline.proxy import RequestStats
@@ -200,62 +191,41 @@ class Metrics:
         self.open_streams.dec()
 
     def instrument(self, plans: Mapping[str, RoutePlan]) -> dict[str, RoutePlan]:
-        """``plans`` with every stage of a ``stage_metrics`` route wrapped to time itself."""
+        """``plans`` with every ``stage_metrics`` route observed: each stage times itself."""
         return {
-            name: self._instrument(plan) if plan.route.stage_metrics else plan
+            name: dataclasses.replace(plan, observer=_StageTimer(self, plan))
+            if plan.route.stage_metrics
+            else plan
             for name, plan in plans.items()
         }
 
-    def _instrument(self, plan: RoutePlan) -> RoutePlan:
+
+class _StageTimer:
+    """The engine's observer for one route: a :class:`_Timing` per opened stage."""
+
+    __slots__ = ("_children",)
+
+    def __init__(self, metrics: Metrics, plan: RoutePlan) -> None:
         route = plan.route.name
-        return dataclasses.replace(
-            plan, stages=tuple(self._timed(route, bound) for bound in plan.stages)
-        )
-
-    def _timed(self, route: str, bound: BoundStage) -> BoundStage:
         # Label children resolved once per config, not per stream.
-        seconds = self.stage_seconds.labels(route, bound.id)
-        held = self.stage_held.labels(route, bound.id)
-        cls = _TimedAsyncFactory if bound.factory.is_async else _TimedFactory
-        return dataclasses.replace(bound, factory=cls(bound.factory, seconds, held))
+        self._children = {
+            bound.id: (
+                metrics.stage_seconds.labels(route, bound.id),
+                metrics.stage_held.labels(route, bound.id),
+            )
+            for bound in plan.stages
+        }
 
-
-class _TimedFactory(StageFactory[StageConfig]):
-    """Opens the wrapped factory's stages inside a timing shell; otherwise transparent."""
-
-    def __init__(
-        self, inner: StageFactory[StageConfig], seconds: Histogram, held: Histogram
-    ) -> None:
-        super().__init__(inner.config)
-        self._inner = inner
-        self._seconds = seconds
-        self._held = held
-
-    @property
-    def max_holdback(self) -> int:
-        return self._inner.max_holdback
-
-    def applies_to(self, channel: Channel) -> bool:
-        return self._inner.applies_to(channel)
-
-    def open(self, channel: Channel) -> Stage | AsyncStage:
-        return _TimedStage(cast(Stage, self._inner.open(channel)), self._seconds, self._held)
-
-
-class _TimedAsyncFactory(_TimedFactory):
-    is_async = True
-
-    def open(self, channel: Channel) -> Stage | AsyncStage:
-        stage = cast(AsyncStage, self._inner.open(channel))
-        return _TimedAsyncStage(stage, self._seconds, self._held)
+    def watch(self, stage: str, channel: Channel) -> _Timing:
+        seconds, held = self._children[stage]
+        return _Timing(seconds, held)
 
 
 class _Timing:
     """Per opened stage: time spent and the most it held, reported once per channel.
 
-    ``held`` is sampled when the engine reads it (after every feed), so tracking the
-    maximum costs no extra call. A channel cut short by a block is reported at the block;
-    one abandoned (client gone, stage error) is not reported.
+    A channel cut short by a block is reported at the block; one abandoned (client gone,
+    stage error) is not reported.
     """
 
     __slots__ = ("_held_hist", "_max_held", "_reported", "_seconds_hist", "_spent")
@@ -267,75 +237,23 @@ class _Timing:
         self._max_held = 0
         self._reported = False
 
-    def _track_held(self, held: int) -> int:
+    def called(
+        self,
+        method: Method,
+        fed: str,
+        release: Release | None,
+        held: int,
+        seconds: float,
+        error: BaseException | None,
+    ) -> None:
+        self._spent += seconds
         if held > self._max_held:
             self._max_held = held
-        return held
+        if error is None and (method == "finish" or (release is not None and release.block)):
+            self._report()
 
     def _report(self) -> None:
         if not self._reported:
             self._reported = True
             self._seconds_hist.observe(self._spent)
             self._held_hist.observe(self._max_held)
-
-
-class _TimedStage(_Timing):
-    __slots__ = ("_inner",)
-
-    def __init__(self, inner: Stage, seconds: Histogram, held: Histogram) -> None:
-        super().__init__(seconds, held)
-        self._inner = inner
-
-    @property
-    def held(self) -> int:
-        return self._track_held(self._inner.held)
-
-    def feed(self, text: str) -> Release:
-        start = time.perf_counter()
-        release = self._inner.feed(text)
-        self._spent += time.perf_counter() - start
-        if release.block:
-            self._report()
-        return release
-
-    def finish(self, end: ChannelEnd) -> Release:
-        start = time.perf_counter()
-        release = self._inner.finish(end)
-        self._spent += time.perf_counter() - start
-        self._report()
-        return release
-
-
-class _TimedAsyncStage(_Timing):
-    __slots__ = ("_inner",)
-
-    def __init__(self, inner: AsyncStage, seconds: Histogram, held: Histogram) -> None:
-        super().__init__(seconds, held)
-        self._inner = inner
-
-    @property
-    def held(self) -> int:
-        return self._track_held(self._inner.held)
-
-    async def feed(self, text: str) -> Release:
-        start = time.perf_counter()
-        release = await _settled(self._inner.feed(text))
-        self._spent += time.perf_counter() - start
-        if release.block:
-            self._report()
-        return release
-
-    async def finish(self, end: ChannelEnd) -> Release:
-        start = time.perf_counter()
-        release = await _settled(self._inner.finish(end))
-        self._spent += time.perf_counter() - start
-        self._report()
-        return release
-
-
-async def _settled(result: Any) -> Release:
-    """A stage of an async factory may still answer some calls synchronously (the engine
-    allows it), so only a coroutine is awaited."""
-    if asyncio.iscoroutine(result):
-        result = await result
-    return cast(Release, result)

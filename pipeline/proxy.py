@@ -26,11 +26,11 @@ from yarl import URL
 
 from pipeline import auth
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
+from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter
 from pipeline.limits import BodyTooLargeError, read_body
 from pipeline.metrics import GapRecorder
 from pipeline.protocols import ADAPTERS, select
-from pipeline.protocols.base import StreamAdapter
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.shutdown import SHUTDOWN_CODE
 from pipeline.sse import SSEDecoder, SSEError
@@ -332,8 +332,8 @@ class ProxyHandler:
                 return await self._passthrough(exchange, upstream_response)
             content_type = upstream_response.content_type
             if content_type == "text/event-stream":
-                adapter = ADAPTERS[protocol].stream(exchange.filter(), exchange.info)
-                return await self._stream(exchange, upstream_response, adapter)
+                driver = StreamDriver(ADAPTERS[protocol].stream, exchange.filter(), exchange.info)
+                return await self._stream(exchange, upstream_response, driver)
             if content_type == "application/json":
                 return await self._body(exchange, upstream_response)
             # Fail closed: a reply the route should filter but cannot read never passes.
@@ -342,9 +342,9 @@ class ProxyHandler:
             return _error(protocol, 502, stats.error, "upstream_error")
 
     async def _stream(
-        self, exchange: Exchange, upstream: aiohttp.ClientResponse, adapter: StreamAdapter
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse, driver: StreamDriver
     ) -> web.StreamResponse:
-        """bytes → SSE items → adapter (stage chains) → bytes, one upstream read at a time."""
+        """bytes → SSE items → driver (codec, stage chains) → bytes, one upstream read at a time."""
         stats = exchange.stats
         response = web.StreamResponse(
             status=upstream.status, headers=_reply_headers(upstream.headers, filtered=True)
@@ -354,7 +354,7 @@ class ProxyHandler:
         decoder = SSEDecoder(max_event_bytes=limits.max_event_bytes)
         live = self.state.streams.open(stats)
         try:
-            tail = await self._pump(upstream, decoder, adapter, response, stats)
+            tail = await self._pump(upstream, decoder, driver, response, stats)
             if tail:
                 await response.write(tail)
             await response.write_eof()
@@ -364,19 +364,19 @@ class ProxyHandler:
                 stats.disconnected = True  # the client left; closing below cancels the upstream
                 raise
             stats.error, stats.error_code = stopped, "shutdown"
-            await response.write(adapter.fail(stopped, SHUTDOWN_CODE))
+            await response.write(driver.fail(stopped, SHUTDOWN_CODE))
             await response.write_eof()
         except Exception as exc:  # a bug past prepare(): end with an error event, never hang
             log.exception("stream_failed", path=stats.path)
             stats.error, stats.error_code = repr(exc)[:200], "proxy_error"
-            await response.write(adapter.fail("the proxy failed while filtering", "proxy_error"))
+            await response.write(driver.fail("the proxy failed while filtering", "proxy_error"))
             await response.write_eof()
         finally:
             self.state.streams.close(live)
-            stats.text_chunks = adapter.text_chunks
-            stats.blocked = adapter.blocked
-            stats.findings = [_finding_record(f) for f in adapter.response.findings]
-            if not adapter.completed:
+            stats.text_chunks = driver.text_chunks
+            stats.blocked = driver.blocked
+            stats.findings = [_finding_record(f) for f in driver.findings]
+            if not driver.completed:
                 upstream.close()  # stop paying for tokens nobody will read
         return response
 
@@ -384,7 +384,7 @@ class ProxyHandler:
         self,
         upstream: aiohttp.ClientResponse,
         decoder: SSEDecoder,
-        adapter: StreamAdapter,
+        driver: StreamDriver,
         response: web.StreamResponse,
         stats: RequestStats,
     ) -> bytes:
@@ -392,20 +392,20 @@ class ProxyHandler:
         released = 0
         try:
             async for data in upstream.content.iter_any():
-                out = await adapter.feed(decoder.feed(data))
-                if stats.upstream_first_text is None and adapter.text_chunks:
+                out = await driver.feed(decoder.feed(data))
+                if stats.upstream_first_text is None and driver.text_chunks:
                     stats.upstream_first_text = time.perf_counter()
                 if out:
                     await response.write(out)
-                    if adapter.released_chars != released:
-                        released = adapter.released_chars
+                    if driver.released_chars != released:
+                        released = driver.released_chars
                         stats.text_written(time.perf_counter())
-                if adapter.done:
+                if driver.done:
                     return b""
-            return await adapter.feed(decoder.close()) + await adapter.end()
+            return await driver.feed(decoder.close()) + await driver.end()
         except SSEError as exc:
             stats.error, stats.error_code = str(exc), "upstream_event_too_large"
-            return adapter.fail(str(exc), "upstream_event_too_large")
+            return driver.fail(str(exc), "upstream_event_too_large")
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             if isinstance(exc, ConnectionResetError):
                 raise  # writing to our own client failed: it left
@@ -413,7 +413,7 @@ class ProxyHandler:
             what = "upstream went silent" if silent else "upstream connection broke"
             stats.error = f"{what}: {type(exc).__name__}"
             stats.error_code = "upstream_timeout" if silent else "upstream_broken"
-            return adapter.fail(f"{what} before the stream completed", "upstream_error")
+            return driver.fail(f"{what} before the stream completed", "upstream_error")
 
     async def _body(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse
@@ -426,10 +426,10 @@ class ProxyHandler:
             stats.status, stats.error, stats.error_code = 502, str(exc), "upstream_bad_body"
             return _error(protocol, 502, f"upstream reply unusable: {exc}", "upstream_error")
         stats.upstream_ready = time.perf_counter()
-        adapter = ADAPTERS[protocol].body(exchange.filter(), exchange.info)
-        filtered = await adapter.filter(body)
-        stats.blocked = adapter.blocked
-        stats.findings = [_finding_record(f) for f in adapter.response.findings]
+        driver = Driver(exchange.filter(), exchange.info)
+        filtered = await ADAPTERS[protocol].body(driver).filter(body)
+        stats.blocked = driver.blocked
+        stats.findings = [_finding_record(f) for f in driver.findings]
         headers = _reply_headers(upstream.headers, filtered=True)
         headers.popall("Content-Type", None)  # json_response sets its own
         return web.json_response(filtered, status=upstream.status, headers=headers)

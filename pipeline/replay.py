@@ -11,9 +11,9 @@ The clock of a replay is the upstream event index ("step"): a recording made wit
 ``curl -N`` keeps the bytes but not when they arrived. Bounds in characters apply as live;
 ``max_holdback_ms`` bounds never fire, since a replay does not wait between events.
 
-To see per stage what went in and out, every opened stage is wrapped in a recording proxy
-(:class:`_Recorder`); the engine itself runs unchanged. ``streamsieve record`` saves the raw
-bytes of a streamed reply, exactly like::
+To see per stage what went in and out, the replay subscribes to the engine's observer hook
+(:class:`_Recorder`); the stages themselves run unwrapped, as live. ``streamsieve record``
+saves the raw bytes of a streamed reply, exactly like::
 
     curl -N -sS https://api.openai.com/v1/chat/completions \\
       -H "Authorization: Bearer $OPENAI_API_KEY" -H "Content-Type: application/json" \\
@@ -30,30 +30,24 @@ import random
 import re
 import statistics
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 
-from pipeline.config import BufferConfig, ConfigError, LoadedConfig, Protocol, load_config
-from pipeline.engine import BoundStage, ResponseFilter, RoutePlan, build_plans
+from pipeline.config import ConfigError, LoadedConfig, Protocol, load_config
+from pipeline.driver import StreamDriver
+from pipeline.engine import ResponseFilter, RoutePlan, build_plans
+from pipeline.plan import Method
 from pipeline.protocols import ADAPTERS
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.sse import Comment, Event, SSEDecoder
 from pipeline.stage import (
-    AsyncStage,
     Channel,
-    ChannelEnd,
-    ErrorPolicy,
     Finding,
-    OverflowPolicy,
     Release,
-    Stage,
-    StageConfig,
-    StageFactory,
 )
 
 __all__ = [
@@ -163,50 +157,36 @@ class _Log:
 
 
 class _Recorder:
-    """Wraps one opened sync stage; logs each call and passes it through unchanged."""
+    """The engine's observer during a replay: every stage call becomes a :class:`StageCall`."""
 
-    __slots__ = ("_channel", "_inner", "_log", "_stage_id")
+    __slots__ = ("_log",)
 
-    def __init__(self, inner: Stage, stage_id: str, channel: Channel, log: _Log) -> None:
-        self._inner = inner
-        self._stage_id = stage_id
-        self._channel = channel.key
+    def __init__(self, log: _Log) -> None:
         self._log = log
 
-    @property
-    def held(self) -> int:
-        return self._inner.held
+    def watch(self, stage: str, channel: Channel) -> _Watch:
+        return _Watch(stage, channel.key, self._log)
 
-    def feed(self, text: str) -> Release:
-        started = time.perf_counter()
-        try:
-            release = self._inner.feed(text)
-        except Exception as exc:
-            self._note("feed", text, None, started, exc)
-            raise
-        self._note("feed", text, release, started, None)
-        return release
 
-    def finish(self, end: ChannelEnd) -> Release:
-        started = time.perf_counter()
-        try:
-            release = self._inner.finish(end)
-        except Exception as exc:
-            self._note("finish", "", None, started, exc)
-            raise
-        self._note("finish", "", release, started, None)
-        return release
+class _Watch:
+    """Logs the calls of one opened stage, with the step the replay is at."""
 
-    def _note(
+    __slots__ = ("_channel", "_log", "_stage_id")
+
+    def __init__(self, stage_id: str, channel: str, log: _Log) -> None:
+        self._stage_id = stage_id
+        self._channel = channel
+        self._log = log
+
+    def called(
         self,
-        method: str,
+        method: Method,
         fed: str,
-        release: object,
-        started: float,
+        release: Release | None,
+        held: int,
+        seconds: float,
         error: BaseException | None,
     ) -> None:
-        """Log one call; ``release`` is whatever the stage returned (None if it raised)."""
-        seconds = time.perf_counter() - started
         self._log.calls.append(
             StageCall(
                 self._stage_id,
@@ -214,129 +194,35 @@ class _Recorder:
                 self._log.step,
                 method,
                 fed,
-                release.text if isinstance(release, Release) else "",
-                self._inner.held if error is None else 0,
+                release.text if release is not None else "",
+                held,
                 seconds,
-                release.block if isinstance(release, Release) else None,
+                release.block if release is not None else None,
                 None if error is None else f"{type(error).__name__}: {error}",
             )
         )
 
 
-class _AsyncRecorder(_Recorder):
-    """:class:`_Recorder` for async stages; the engine's time-out still wraps the call."""
+class _Texts:
+    """The driver's tap during a replay: text in and out per channel, with the step."""
 
-    __slots__ = ()
+    __slots__ = ("_log", "_result")
 
-    async def feed(self, text: str) -> Release:  # type: ignore[override]
-        inner: Any = self._inner
-        started = time.perf_counter()
-        try:
-            release: Release = await inner.feed(text)
-        except BaseException as exc:  # a time-out cancels the call: note it, then propagate
-            self._note("feed", text, None, started, exc)
-            raise
-        self._note("feed", text, release, started, None)
-        return release
-
-    async def finish(self, end: ChannelEnd) -> Release:  # type: ignore[override]
-        inner: Any = self._inner
-        started = time.perf_counter()
-        try:
-            release: Release = await inner.finish(end)
-        except BaseException as exc:
-            self._note("finish", "", None, started, exc)
-            raise
-        self._note("finish", "", release, started, None)
-        return release
-
-
-class _RecordingFactory(StageFactory[StageConfig]):
-    """Stands in for a route's factory and wraps every stage it opens."""
-
-    def __init__(self, inner: StageFactory[Any], stage_id: str, log: _Log) -> None:
-        super().__init__(inner.config)
-        self.inner = inner
-        self.stage_id = stage_id
-        self.log = log
-
-    @property
-    def max_holdback(self) -> int:
-        return self.inner.max_holdback
-
-    def applies_to(self, channel: Channel) -> bool:
-        return self.inner.applies_to(channel)
-
-    def open(self, channel: Channel) -> Stage | AsyncStage:
-        inner: Any = self.inner.open(channel)
-        return _Recorder(inner, self.stage_id, channel, self.log)
-
-
-class _AsyncRecordingFactory(_RecordingFactory):
-    is_async: ClassVar[bool] = True
-
-    def open(self, channel: Channel) -> Stage | AsyncStage:
-        inner: Any = self.inner.open(channel)
-        return _AsyncRecorder(inner, self.stage_id, channel, self.log)
-
-
-class _TapStage:
-    """Passes text through unchanged, noting each piece and the step it came at."""
-
-    __slots__ = ("_key", "_log", "_pieces")
-
-    held = 0
-
-    def __init__(self, key: str, pieces: Pieces, log: _Log) -> None:
-        self._key = key
-        self._pieces = pieces
+    def __init__(self, result: ReplayResult, log: _Log) -> None:
+        self._result = result
         self._log = log
 
-    def feed(self, text: str) -> Release:
-        if text:
-            self._pieces.setdefault(self._key, []).append((self._log.step, text))
-        return Release(text)
+    def fed(self, channel: str, text: str) -> None:
+        self._result.upstream.setdefault(channel, []).append((self._log.step, text))
+        self._result.client.setdefault(channel, [])
 
-    def finish(self, end: ChannelEnd) -> Release:
-        return Release()
-
-
-class _TapFactory(StageFactory[StageConfig]):
-    """Opens taps: the adapter does the protocol parsing, the tap collects the text."""
-
-    def __init__(self, pieces: Pieces, log: _Log) -> None:
-        super().__init__(StageConfig(type="tap"))
-        self.pieces = pieces
-        self.log = log
-
-    def open(self, channel: Channel) -> _TapStage:
-        self.pieces.setdefault(channel.key, [])
-        return _TapStage(channel.key, self.pieces, self.log)
+    def released(self, channel: str, text: str) -> None:
+        self._result.client.setdefault(channel, []).append((self._log.step, text))
 
 
 def _recording_plan(plan: RoutePlan, log: _Log) -> RoutePlan:
-    """``plan`` with each factory wrapped so every opened stage reports its calls."""
-    stages = []
-    for bound in plan.stages:
-        wrapper = _AsyncRecordingFactory if bound.factory.is_async else _RecordingFactory
-        stages.append(dataclasses.replace(bound, factory=wrapper(bound.factory, bound.id, log)))
-    return dataclasses.replace(plan, stages=tuple(stages))
-
-
-def _tap_plan(plan: RoutePlan, pieces: Pieces, log: _Log) -> RoutePlan:
-    """A streaming plan with only a tap, to read channel text out of any protocol's events."""
-    tap = BoundStage(
-        id="tap",
-        factory=_TapFactory(pieces, log),
-        max_chars=0,
-        max_ms=None,
-        on_overflow=OverflowPolicy.PASS,
-        on_error=ErrorPolicy.PASS,
-        timeout_s=1.0,
-        mask="",
-    )
-    route = plan.route.model_copy(update={"buffer": BufferConfig()})
-    return RoutePlan(route=route, stages=(tap,))
+    """``plan`` observed so that every stage call is logged."""
+    return dataclasses.replace(plan, observer=_Recorder(log))
 
 
 _PROTOCOL_HINTS: tuple[tuple[str, Protocol], ...] = (
@@ -427,38 +313,31 @@ async def replay(
     log = _Log()
     reads = rechunk(data, seed)
     result = ReplayResult(route, chosen, len(reads), len(data))
-    adapters = ADAPTERS[chosen]
     plan = _recording_plan(plans[route], log)
     result.stage_ids = tuple(bound.id for bound in plan.stages)
-    filtered = adapters.stream(ResponseFilter(plan), info)
-    upstream_tap = adapters.stream(ResponseFilter(_tap_plan(plan, result.upstream, log)), info)
-    client_tap = adapters.stream(ResponseFilter(_tap_plan(plan, result.client, log)), info)
-    upstream_decoder = SSEDecoder(config.proxy.limits.max_event_bytes)
-    client_decoder = SSEDecoder(max(config.proxy.limits.max_event_bytes, len(data) + 1))
+    driver = StreamDriver(
+        ADAPTERS[chosen].stream, ResponseFilter(plan), info, tap=_Texts(result, log)
+    )
+    decoder = SSEDecoder(config.proxy.limits.max_event_bytes)
     out: list[bytes] = []
 
     async def deliver(items: Sequence[Event | Comment]) -> None:
         for item in items:
-            if filtered.done:
+            if driver.done:
                 return
             log.step = result.events
             result.events += 1
-            await upstream_tap.feed([item])
-            chunk = await filtered.feed([item])
-            out.append(chunk)
-            await client_tap.feed(client_decoder.feed(chunk))
+            out.append(await driver.feed([item]))
 
     for piece in reads:
-        await deliver(upstream_decoder.feed(piece))
-        if filtered.done:
+        await deliver(decoder.feed(piece))
+        if driver.done:
             break
-    await deliver(upstream_decoder.close())
-    tail = await filtered.end()
-    out.append(tail)
-    await client_tap.feed(client_decoder.feed(tail))
+    await deliver(decoder.close())
+    out.append(await driver.end())
     result.calls = log.calls
-    result.findings = filtered.response.findings
-    result.blocked = filtered.blocked
+    result.findings = driver.findings
+    result.blocked = driver.blocked
     result.client_bytes = b"".join(out)
     return result
 

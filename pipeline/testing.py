@@ -28,8 +28,8 @@ from typing import Any
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
 
+from pipeline.driver import StreamDriver
 from pipeline.plugins import StageLoadError, check_open
-from pipeline.protocols.base import StreamAdapter
 from pipeline.sse import SSEDecoder
 from pipeline.stage import (
     AsyncStage,
@@ -140,7 +140,7 @@ def _absorb(run: StageRun, release: Release, stage: Stage | AsyncStage) -> bool:
     return False
 
 
-def drive_stream(adapter: StreamAdapter, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
+def drive_stream(adapter: StreamDriver, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
     """What a client receives when ``raw`` (an upstream SSE body) reaches ``adapter`` in
     network reads cut at the byte offsets ``cuts``: the proxy's read loop, without sockets.
     """

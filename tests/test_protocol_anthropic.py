@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
+from pipeline.driver import StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.anthropic import AnthropicStream
 from pipeline.protocols.request import RequestInfo
@@ -69,7 +70,7 @@ def replay(
 ) -> list[Event]:
     """Feed ``raw`` to decoder + adapter in reads cut at ``cuts``; the events the client gets."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = AnthropicStream(ResponseFilter(plan), info or RequestInfo())
+    adapter = StreamDriver(AnthropicStream, ResponseFilter(plan), info or RequestInfo())
     out = drive_stream(adapter, raw, cuts)
     return decode(out)
 
@@ -282,7 +283,7 @@ def test_tool_input_channel_is_json_with_the_tools_input_schema() -> None:
     """input_json_delta text runs on a JSON channel carrying the tool's input_schema."""
     info = RequestInfo.from_json({"tools": [TOOL]})
     plan = build_plans(parse_config(NO_STAGES))["r"]
-    adapter = AnthropicStream(ResponseFilter(plan), info)
+    adapter = StreamDriver(AnthropicStream, ResponseFilter(plan), info)
     opening = {"type": "tool_use", "id": "t", "name": "get_weather", "input": {}}
     delta = {"type": "input_json_delta", "partial_json": '{"city"'}
     raw = sse(

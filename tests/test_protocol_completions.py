@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
+from pipeline.driver import StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.completions import CompletionsStream
 from pipeline.protocols.request import RequestInfo
@@ -50,7 +51,7 @@ def chunk(index: int, text: str, finish: str | None = None, logprobs: object = N
 def replay(datas: list[str], routes: str, info: RequestInfo | None = None) -> list[Any]:
     """The chunks (``[DONE]`` as a string) a client gets for these upstream events."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = CompletionsStream(ResponseFilter(plan), info or RequestInfo())
+    adapter = StreamDriver(CompletionsStream, ResponseFilter(plan), info or RequestInfo())
     raw = b"".join(encode_data(d) for d in datas)
 
     async def run() -> bytes:
@@ -112,7 +113,7 @@ def test_block_ends_open_choices_with_content_filter_usage_and_done() -> None:
 def test_channels_are_named_per_choice_text() -> None:
     """Each choice's text is its own channel, ``choice{i}.text``, of this protocol."""
     plan = build_plans(parse_config(NO_STAGES))["r"]
-    adapter = CompletionsStream(ResponseFilter(plan), RequestInfo())
+    adapter = StreamDriver(CompletionsStream, ResponseFilter(plan), RequestInfo())
     raw = encode_data(chunk(0, "a")) + encode_data(chunk(1, "b"))
     asyncio.run(adapter.feed(SSEDecoder().feed(raw)))
     channels = [chain.channel for chain in adapter.response.chains.values()]

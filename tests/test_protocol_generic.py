@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
+from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody, GenericStream
 from pipeline.protocols.request import RequestInfo
@@ -43,11 +44,11 @@ routes:
 
 def replay(
     items: Sequence[Event | Comment], routes: str, cuts: Sequence[int] = ()
-) -> tuple[list[Event | Comment], GenericStream]:
+) -> tuple[list[Event | Comment], StreamDriver]:
     """What a client gets for these upstream items, read in pieces cut at ``cuts``."""
     raw = b"".join(encode(item) for item in items)
     plan = build_plans(parse_config(routes))["r"]
-    adapter = GenericStream(ResponseFilter(plan), RequestInfo())
+    adapter = StreamDriver(GenericStream, ResponseFilter(plan), RequestInfo())
 
     async def run() -> bytes:
         decoder = SSEDecoder()
@@ -123,7 +124,7 @@ def test_block_ends_with_an_error_event_and_drops_held_text() -> None:
 def test_proxy_error_shape() -> None:
     """Proxy failures are ``event: error`` with message, type and code."""
     plan = build_plans(parse_config(NO_STAGES))["r"]
-    adapter = GenericStream(ResponseFilter(plan), RequestInfo())
+    adapter = StreamDriver(GenericStream, ResponseFilter(plan), RequestInfo())
     (event,) = SSEDecoder().feed(adapter.fail("upstream broke", "upstream_error"))
     assert isinstance(event, Event)
     expected = {
@@ -150,11 +151,11 @@ def test_any_event_split_and_byte_split_give_the_same_text(data: st.DataObject, 
 # --- JSON bodies ---------------------------------------------------------------------------
 
 
-def filter_body(body: dict[str, Any], routes: str) -> tuple[dict[str, Any], GenericBody]:
+def filter_body(body: dict[str, Any], routes: str) -> tuple[dict[str, Any], Driver]:
     """What a client gets for this non-streamed JSON body, and the adapter that filtered it."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = GenericBody(ResponseFilter(plan), RequestInfo())
-    return asyncio.run(adapter.filter(body)), adapter
+    adapter = Driver(ResponseFilter(plan), RequestInfo())
+    return asyncio.run(GenericBody(adapter).filter(body)), adapter
 
 
 def replace(word: str, replacement: str) -> str:

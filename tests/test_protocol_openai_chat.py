@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
+from pipeline.driver import StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.openai_chat import OpenAIChatStream
 from pipeline.protocols.request import RequestInfo
@@ -38,7 +39,9 @@ def replay(
 ) -> list[Event]:
     """Feed ``raw`` to decoder + adapter in pieces cut at ``cuts``; the client's events."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = OpenAIChatStream(ResponseFilter(plan), info or RequestInfo(include_usage=True))
+    adapter = StreamDriver(
+        OpenAIChatStream, ResponseFilter(plan), info or RequestInfo(include_usage=True)
+    )
     out = drive_stream(adapter, raw, cuts)
     client = SSEDecoder()
     return [e for e in client.feed(out) + client.close() if isinstance(e, Event)]
@@ -128,7 +131,7 @@ def test_tool_call_arguments_get_their_declared_schema() -> None:
         }
     )
     plan = build_plans(parse_config(NO_STAGES))["r"]
-    adapter = OpenAIChatStream(ResponseFilter(plan), info)
+    adapter = StreamDriver(OpenAIChatStream, ResponseFilter(plan), info)
     raw = (recorded_dir() / "openai-chat" / "tool-call-args-split.sse").read_bytes()
 
     async def run() -> None:

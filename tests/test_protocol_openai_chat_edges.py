@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from pipeline.config import parse_config
+from pipeline.driver import StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.openai_chat import OpenAIChatStream
 from pipeline.protocols.request import RequestInfo
@@ -37,7 +38,7 @@ def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> b
 def run(config: str, *chunks: bytes, info: RequestInfo | None = None) -> list[dict[str, Any]]:
     """Feed the chunks (then ``[DONE]``) through the adapter; the client's chunks, parsed."""
     plan = build_plans(parse_config(config))["r"]
-    adapter = OpenAIChatStream(ResponseFilter(plan), info or RequestInfo())
+    adapter = StreamDriver(OpenAIChatStream, ResponseFilter(plan), info or RequestInfo())
     raw = b"".join(chunks) + encode_data("[DONE]")
 
     async def go() -> bytes:
@@ -142,7 +143,7 @@ def test_whole_response_releases_text_before_the_finish() -> None:
 def test_upstream_event_ids_are_kept_on_rewritten_chunks() -> None:
     """An upstream ``id:`` survives the rewrite, so Last-Event-ID resumption still works."""
     plan = build_plans(parse_config(BLOCK_WORD.replace("block: true", "block: false")))["r"]
-    adapter = OpenAIChatStream(ResponseFilter(plan), RequestInfo())
+    adapter = StreamDriver(OpenAIChatStream, ResponseFilter(plan), RequestInfo())
     raw = b"id: 7\n" + chunk({"content": "a secret b "})
 
     async def go() -> bytes:

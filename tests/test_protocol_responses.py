@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import parse_config
+from pipeline.driver import StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.request import RequestInfo
 from pipeline.protocols.responses import ResponsesStream
@@ -67,7 +68,7 @@ def replay_events(
 ) -> list[Event]:
     """:func:`replay`, returning the client's events with every SSE field."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = ResponsesStream(ResponseFilter(plan), info or RequestInfo())
+    adapter = StreamDriver(ResponsesStream, ResponseFilter(plan), info or RequestInfo())
     out = drive_stream(adapter, raw, cuts)
     client = SSEDecoder()
     return [e for e in client.feed(out) if isinstance(e, Event)]
@@ -238,7 +239,7 @@ def test_channels_carry_the_declared_schemas() -> None:
         },
     )
     plan = build_plans(parse_config(NO_STAGES))["r"]
-    adapter = ResponsesStream(ResponseFilter(plan), info)
+    adapter = StreamDriver(ResponsesStream, ResponseFilter(plan), info)
     asyncio.run(adapter.feed(SSEDecoder().feed(raw)))
     channels = {key: chain.channel for key, chain in adapter.response.chains.items()}
     assert ("json", SCHEMA) == (

@@ -1,4 +1,4 @@
-"""Protocol adapters by protocol, and how a request's path selects one."""
+"""Protocol codecs by protocol, and how a request's path selects one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.config import Protocol
 from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
-from pipeline.protocols.base import BodyAdapter, StreamAdapter
+from pipeline.protocols.base import BodyCodec, StreamCodec
 from pipeline.protocols.completions import CompletionsBody, CompletionsStream
 from pipeline.protocols.generic import GenericBody, GenericStream
 from pipeline.protocols.openai_chat import OpenAIChatBody, OpenAIChatStream
@@ -15,10 +15,10 @@ from pipeline.protocols.responses import ResponsesBody, ResponsesStream
 
 @dataclass(frozen=True, slots=True)
 class Adapters:
-    """The two adapters of one protocol: streamed replies and whole bodies."""
+    """The two codecs of one protocol: streamed replies and whole bodies."""
 
-    stream: type[StreamAdapter]
-    body: type[BodyAdapter]
+    stream: type[StreamCodec]
+    body: type[BodyCodec]
 
 
 ADAPTERS: dict[Protocol, Adapters] = {

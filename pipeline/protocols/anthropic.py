@@ -38,10 +38,9 @@ raises ``APIStatusError``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
+from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -77,12 +76,12 @@ def _stop_delta(output_tokens: int) -> dict[str, Any]:
 class _Block:
     """One content block of a streamed message, and its chain once it carries text."""
 
-    __slots__ = ("chain", "closed", "delta_type", "finished", "name")
+    __slots__ = ("channel", "closed", "delta_type", "finished", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         """The tool's name for tool-use blocks (picks the input schema)."""
-        self.chain: Chain | None = None
+        self.channel: Channel | None = None
         self.delta_type = ""
         """``text_delta`` or ``input_json_delta``: how flushed text is written back."""
         self.finished = False
@@ -91,8 +90,10 @@ class _Block:
         """The client has seen this block's ``content_block_stop``."""
 
 
-class AnthropicStream(StreamAdapter):
+class AnthropicStream(StreamCodec):
     """Filters a ``stream: true`` message."""
+
+    protocol: ClassVar[str] = PROTOCOL
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,7 +102,7 @@ class AnthropicStream(StreamAdapter):
         """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
 
     async def on_event(self, event: Event) -> bytes:
-        payload = self.parse_object(event)
+        payload = parse_object(event)
         kind = payload.get("type")
         if kind == "content_block_delta":
             return await self._on_delta(event, payload)
@@ -113,15 +114,15 @@ class AnthropicStream(StreamAdapter):
             delta = payload.get("delta")
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             flushed = await self._finish_open(_end_for(reason))
-            return flushed if self.done else flushed + self._pass(event)
+            return flushed if self.driver.done else flushed + self._pass(event)
         if kind == "message_stop":
             flushed = await self._finish_open(ChannelEnd.COMPLETE)
-            if self.done:
+            if self.driver.done:
                 return flushed
-            self.completed = self.done = True
+            self.driver.completed = self.driver.done = True
             return flushed + self._pass(event)
         if kind == "error" or event.event == "error":
-            self.done = True  # the upstream's own error ends the stream; held text is dropped
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._pass(event)
 
     def _pass(self, event: Event) -> bytes:
@@ -133,23 +134,15 @@ class AnthropicStream(StreamAdapter):
             block = self._blocks[index] = _Block("")
         return block
 
-    def _chain(self, index: int, block: _Block, delta_type: str) -> Chain:
-        if block.chain is None:
+    def _channel(self, index: int, block: _Block, delta_type: str) -> Channel:
+        if block.channel is None:
             block.delta_type = delta_type
-            block.chain = self.response.chain(self._channel(index, block))
-        return block.chain
-
-    def _channel(self, index: int, block: _Block) -> Channel:
-        route = self.response.plan.route.name
-        if block.delta_type == "input_json_delta":
-            return Channel(
-                key=f"block{index}.input",
-                kind=ChannelKind.JSON,
-                protocol=PROTOCOL,
-                json_schema=self.request.tool_schemas.get(block.name),
-                route=route,
-            )
-        return Channel(key=f"block{index}.text", protocol=PROTOCOL, route=route)
+            if delta_type == "input_json_delta":
+                schema = self.request.tool_schemas.get(block.name)
+                block.channel = self.driver.channel(f"block{index}.input", ChannelKind.JSON, schema)
+            else:
+                block.channel = self.driver.channel(f"block{index}.text")
+        return block.channel
 
     async def _on_start(self, event: Event, payload: dict[str, Any]) -> bytes:
         index = payload.get("index")
@@ -162,7 +155,7 @@ class AnthropicStream(StreamAdapter):
         if opening.get("type") != "text" or not isinstance(text, str) or not text:
             return self._pass(event)
         # The API opens text blocks empty; text here would otherwise skip every stage.
-        release = await self._feed(self._chain(index, block, "text_delta"), text)
+        release = await self.driver.filter(self._channel(index, block, "text_delta"), text)
         opening["text"] = release.text
         out = reencode(event, _dumps(payload))
         return out + self._end_blocked() if self.blocked else out
@@ -181,7 +174,7 @@ class AnthropicStream(StreamAdapter):
         if not isinstance(piece, str) or not piece:
             return self._pass(event)  # the empty opener of a tool input
         block = self._block(index)
-        release = await self._feed(self._chain(index, block, delta_type), piece)
+        release = await self.driver.filter(self._channel(index, block, delta_type), piece)
         out = b""
         if release.text == piece:
             out = self._pass(event)  # fast path: the upstream's own event
@@ -189,14 +182,6 @@ class AnthropicStream(StreamAdapter):
             delta[field] = release.text
             out = reencode(event, _dumps(payload))
         return out + self._end_blocked() if self.blocked else out
-
-    async def _feed(self, chain: Chain, piece: str) -> Release:
-        self.text_chunks += 1
-        release = await feed(chain, piece)
-        self.released_chars += len(release.text)
-        if release.block and self.blocked is None:
-            self.blocked = release.block
-        return release
 
     async def _on_stop(self, event: Event, payload: dict[str, Any]) -> bytes:
         index = payload.get("index")
@@ -211,14 +196,11 @@ class AnthropicStream(StreamAdapter):
 
     async def _flush(self, index: int, block: _Block, end: ChannelEnd) -> bytes:
         """Finish the block's chain; its last text as one more delta (nothing if blocked)."""
-        if block.finished or block.chain is None:
+        if block.finished or block.channel is None:
             block.finished = True
             return b""
         block.finished = True
-        release = await finish(block.chain, end)
-        self.released_chars += len(release.text)
-        if release.block and self.blocked is None:
-            self.blocked = release.block
+        release = await self.driver.finish(block.channel, end)
         if not release.text:
             return b""
         delta = {"type": block.delta_type, _TEXT_DELTAS[block.delta_type]: release.text}
@@ -234,7 +216,7 @@ class AnthropicStream(StreamAdapter):
         return b"".join(out)
 
     def _end_blocked(self) -> bytes:
-        self.done = True
+        self.driver.done = True
         out = [
             _event({"type": "content_block_stop", "index": index})
             for index, block in sorted(self._blocks.items())
@@ -249,7 +231,7 @@ class AnthropicStream(StreamAdapter):
         return _event({"type": "error", "error": {"type": "api_error", "message": message}})
 
 
-class AnthropicBody(BodyAdapter):
+class AnthropicBody(BodyCodec):
     """Filters a ``message`` body: text blocks and tool inputs, the stream's channels.
 
     A tool's ``input`` is an object here, so it is filtered as its JSON text and parsed
@@ -257,6 +239,8 @@ class AnthropicBody(BodyAdapter):
     keeps the blocks before it, the blocking block with the text released before the
     block, drops every later block, and sets ``stop_reason: "refusal"``.
     """
+
+    protocol: ClassVar[str] = PROTOCOL
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
         content = body.get("content")
@@ -275,35 +259,24 @@ class AnthropicBody(BodyAdapter):
 
     async def _filter_block(self, index: int, block: dict[str, Any], end: ChannelEnd) -> bool:
         """Filter one block in place; False when it blocked the response."""
-        route = self.response.plan.route.name
         text = block.get("text")
         if block.get("type") == "text" and isinstance(text, str) and text:
-            channel = Channel(key=f"block{index}.text", protocol=PROTOCOL, route=route)
-            release = await self.whole(self.response.chain(channel), text, end)
+            channel = self.driver.channel(f"block{index}.text")
+            release = await self.driver.whole(channel, text, end)
             block["text"] = release.text
-            return self._allowed(release)
+            return not release.block
         if "input" not in block or not isinstance(block.get("name"), str):
             return True
-        channel = Channel(
-            key=f"block{index}.input",
-            kind=ChannelKind.JSON,
-            protocol=PROTOCOL,
-            json_schema=self.request.tool_schemas.get(block["name"]),
-            route=route,
-        )
+        schema = self.request.tool_schemas.get(block["name"])
+        channel = self.driver.channel(f"block{index}.input", ChannelKind.JSON, schema)
         original = json.dumps(block["input"], ensure_ascii=False)
-        release = await self.whole(self.response.chain(channel), original, end)
+        release = await self.driver.whole(channel, original, end)
         if release.text != original and not release.block:
             try:
                 block["input"] = json.loads(release.text)
             except json.JSONDecodeError:
                 release = Release(block="filtered tool input is not valid JSON")
+                self.driver.block(release.block or "")
         if release.block:
             block["input"] = {}
-        return self._allowed(release)
-
-    def _allowed(self, release: Release) -> bool:
-        if release.block:
-            self.blocked = release.block
-            return False
-        return True
+        return not release.block

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipeline.protocols.base import BodyAdapter
+from pipeline.protocols.base import BodyCodec
 from pipeline.protocols.openai_chat import OpenAIChatStream, _Choices, _end_for
 
 PROTOCOL = "openai-completions"
@@ -39,15 +39,17 @@ class CompletionsStream(OpenAIChatStream):
         return choice.get("finish_reason") is None and not choice.get("text")
 
 
-class CompletionsBody(BodyAdapter):
+class CompletionsBody(BodyCodec):
     """Filters a ``text_completion`` body, each choice's text on its own channel.
 
     A block sets that choice's ``finish_reason`` to ``content_filter`` and empties every
     later choice the same way: the response is refused, so no unfiltered text may remain.
     """
 
+    protocol: ClassVar[str] = PROTOCOL
+
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self, PROTOCOL)
+        choices = _Choices(self.driver)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -59,9 +61,8 @@ class CompletionsBody(BodyAdapter):
                 continue
             index = choice.get("index", 0)
             end = _end_for(choice.get("finish_reason"))
-            release = await self.whole(choices.chain(index, "text"), text, end)
+            release = await self.driver.whole(choices.channel(index, "text"), text, end)
             if release.block:
-                self.blocked = release.block
                 _refuse(choice, release.text)
             elif release.text != text:
                 choice["text"] = release.text

@@ -24,10 +24,9 @@ answering with the error object above, when a stage blocks or breaks the JSON.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
+from pipeline.protocols.base import BodyCodec, StreamCodec, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -41,26 +40,26 @@ def _error_body(message: str, kind: str, code: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
 
 
-class GenericStream(StreamAdapter):
+class GenericStream(StreamCodec):
     """Filters the ``data`` of every event of an arbitrary event stream."""
+
+    protocol: ClassVar[str] = PROTOCOL
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._chains: dict[str, Chain] = {}
-        """Event name → its channel's chain, in order of first text."""
+        self._channels: dict[str, Channel] = {}
+        """Event name → its channel, in order of first text."""
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == DONE:
             flushed = await self._finish_all()
-            if self.done:
+            if self.driver.done:
                 return flushed
-            self.completed = self.done = True
+            self.driver.completed = self.driver.done = True
             return flushed + reencode(event, event.data)
         if not event.data:
             return reencode(event, event.data)
-        self.text_chunks += 1
-        release = await feed(self._chain(event.event), event.data)
-        self.released_chars += len(release.text)
+        release = await self.driver.filter(self._channel(event.event), event.data)
         out = b""
         if release.text == event.data:
             out = reencode(event, event.data)
@@ -68,29 +67,24 @@ class GenericStream(StreamAdapter):
             out = reencode(event, release.text)
         return out + self._end_blocked(release) if release.block else out
 
-    async def end(self) -> bytes:
+    async def closed(self) -> bytes:
         """The end of the body is the end of every channel, not a failure."""
-        if self.done:
-            return b""
         flushed = await self._finish_all()
-        if self.done:
-            return flushed
-        self.completed = self.done = True
+        if not self.driver.done:
+            self.driver.completed = True
         return flushed
 
-    def _chain(self, name: str) -> Chain:
-        chain = self._chains.get(name)
-        if chain is None:
+    def _channel(self, name: str) -> Channel:
+        channel = self._channels.get(name)
+        if channel is None:
             key = f"stream.{name}.data" if name else "stream.data"
-            channel = Channel(key=key, protocol=PROTOCOL, route=self.response.plan.route.name)
-            chain = self._chains[name] = self.response.chain(channel)
-        return chain
+            channel = self._channels[name] = self.driver.channel(key)
+        return channel
 
     async def _finish_all(self) -> bytes:
         out = []
-        for name, chain in self._chains.items():
-            release = await finish(chain, ChannelEnd.COMPLETE)
-            self.released_chars += len(release.text)
+        for name, channel in self._channels.items():
+            release = await self.driver.finish(channel, ChannelEnd.COMPLETE)
             if release.text:
                 out.append(encode_data(release.text, name))
             if release.block:
@@ -98,8 +92,8 @@ class GenericStream(StreamAdapter):
         return b"".join(out)
 
     def _end_blocked(self, release: Release) -> bytes:
-        self.blocked = release.block
-        self.done = True
+        self.driver.block(release.block or "")
+        self.driver.done = True
         return self._error_event(BLOCKED_MESSAGE, "content_filter", "content_filter")
 
     def error(self, message: str, code: str) -> bytes:
@@ -109,7 +103,7 @@ class GenericStream(StreamAdapter):
         return encode_data(json.dumps(_error_body(message, kind, code)), "error")
 
 
-class GenericBody(BodyAdapter):
+class GenericBody(BodyCodec):
     """Filters a JSON body as one document: arbitrary JSON has no known text fields.
 
     The body is serialised, run whole through the ``body`` channel and parsed back, so a
@@ -117,19 +111,15 @@ class GenericBody(BodyAdapter):
     longer a JSON object, fails closed: the client gets the generic error object instead.
     """
 
+    protocol: ClassVar[str] = PROTOCOL
+
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        channel = Channel(
-            key="body",
-            kind=ChannelKind.JSON,
-            protocol=PROTOCOL,
-            route=self.response.plan.route.name,
-        )
-        chain = self.response.chain(channel)
-        if chain.empty:
+        channel = self.driver.channel("body", ChannelKind.JSON)
+        if self.driver.response.chain(channel).empty:
             return body  # nothing would look at it: skip serialising it
         # ensure_ascii=False: stages must see the characters, not \u escapes of them.
         text = json.dumps(body, ensure_ascii=False)
-        release = await self.whole(chain, text, ChannelEnd.COMPLETE)
+        release = await self.driver.whole(channel, text, ChannelEnd.COMPLETE)
         if release.block:
             return self._blocked(release.block)
         if release.text == text:
@@ -143,5 +133,5 @@ class GenericBody(BodyAdapter):
         return filtered
 
     def _blocked(self, reason: str) -> dict[str, Any]:
-        self.blocked = reason
+        self.driver.block(reason)
         return _error_body(BLOCKED_MESSAGE, "content_filter", "content_filter")

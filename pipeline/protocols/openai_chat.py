@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
+from pipeline.driver import Driver
+from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
-from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
+from pipeline.stage import Channel, ChannelEnd, ChannelKind
 
 PROTOCOL = "openai-chat"
 # Compact like the upstream's own chunks; ASCII escapes so a lone surrogate from upstream
@@ -44,13 +44,11 @@ def _end_for(finish_reason: object) -> ChannelEnd:
 class _Choices:
     """Channels of one response by choice, created on first text."""
 
-    __slots__ = ("_chains", "_protocol", "_request", "_response", "_tool_names", "finished", "seen")
+    __slots__ = ("_channels", "_driver", "_tool_names", "finished", "seen")
 
-    def __init__(self, adapter: StreamAdapter | BodyAdapter, protocol: str = PROTOCOL) -> None:
-        self._protocol = protocol
-        self._response = adapter.response
-        self._request = adapter.request
-        self._chains: dict[tuple[int, str], Chain] = {}
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+        self._channels: dict[tuple[int, str], Channel] = {}
         self._tool_names: dict[tuple[int, int], str] = {}
         self.finished: set[int] = set()
         self.seen: list[int] = []
@@ -62,44 +60,40 @@ class _Choices:
     def name_tool(self, index: int, tool: int, name: str) -> None:
         self._tool_names[(index, tool)] = name
 
-    def chain(self, index: int, field: str, tool: int | None = None) -> Chain:
+    def channel(self, index: int, field: str, tool: int | None = None) -> Channel:
         key = (index, field if tool is None else f"tool{tool}")
-        chain = self._chains.get(key)
-        if chain is None:
-            chain = self._chains[key] = self._response.chain(self._channel(index, field, tool))
-        return chain
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = self._channel(index, field, tool)
+        return channel
 
     def _channel(self, index: int, field: str, tool: int | None) -> Channel:
-        route = self._response.plan.route.name
+        request = self._driver.request
         if tool is not None:
             name = self._tool_names.get((index, tool), "")
-            return Channel(
-                key=f"choice{index}.tool{tool}.arguments",
-                kind=ChannelKind.JSON,
-                protocol=self._protocol,
-                json_schema=self._request.tool_schemas.get(name),
-                route=route,
+            return self._driver.channel(
+                f"choice{index}.tool{tool}.arguments",
+                ChannelKind.JSON,
+                request.tool_schemas.get(name),
             )
-        is_json = field == "content" and self._request.json_content
-        return Channel(
-            key=f"choice{index}.{field}",
-            kind=ChannelKind.JSON if is_json else ChannelKind.TEXT,
-            protocol=self._protocol,
-            json_schema=self._request.content_schema if is_json else None,
-            route=route,
+        is_json = field == "content" and request.json_content
+        return self._driver.channel(
+            f"choice{index}.{field}",
+            ChannelKind.JSON if is_json else ChannelKind.TEXT,
+            request.content_schema if is_json else None,
         )
 
-    def open_chains(self, index: int) -> list[tuple[str, int | None, Chain]]:
-        """The chains of choice ``index`` as (field, tool index or None, chain)."""
-        out: list[tuple[str, int | None, Chain]] = []
-        for (choice, name), chain in self._chains.items():
+    def open_channels(self, index: int) -> list[tuple[str, int | None, Channel]]:
+        """The channels of choice ``index`` as (field, tool index or None, channel)."""
+        out: list[tuple[str, int | None, Channel]] = []
+        for (choice, name), channel in self._channels.items():
             if choice == index:
                 tool = int(name[4:]) if name.startswith("tool") else None
-                out.append(("arguments" if tool is not None else name, tool, chain))
+                out.append(("arguments" if tool is not None else name, tool, channel))
         return out
 
 
-class OpenAIChatStream(StreamAdapter):
+class OpenAIChatStream(StreamCodec):
     """Filters a ``stream: true`` chat completion.
 
     The class attributes and ``_delta_of`` / ``_choice`` / ``_is_empty`` are the only places
@@ -112,18 +106,18 @@ class OpenAIChatStream(StreamAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._choices = _Choices(self, self.protocol)
+        self._choices = _Choices(self.driver)
         self._last: dict[str, Any] = {"object": self.chunk_object}
         """The latest upstream chunk: its id, model... head the chunks the proxy writes."""
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
             flushed = await self._finish_all()
-            self.completed = self.done = True
+            self.driver.completed = self.driver.done = True
             return flushed + reencode(event, "[DONE]")
-        chunk = self.parse_object(event)
+        chunk = parse_object(event)
         if "error" in chunk:
-            self.done = True  # the upstream's own error ends the stream; held text is dropped
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return reencode(event, event.data)
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -205,15 +199,12 @@ class OpenAIChatStream(StreamAdapter):
                 delta[field] = ""
                 altered = True
                 continue
-            self.text_chunks += 1
-            chain = self._choices.chain(index, field)
-            release = await feed(chain, piece)
-            held = held or chain.held > 0
+            channel = self._choices.channel(index, field)
+            release = await self.driver.filter(channel, piece)
+            held = held or self.driver.held(channel) > 0
             if release.text != piece:
                 delta[field] = release.text
                 altered = True
-            self.released_chars += len(release.text)
-            self._check_block(release)
         tool_calls = delta.get("tool_calls")
         if isinstance(tool_calls, list):
             kept_calls = []
@@ -242,30 +233,20 @@ class OpenAIChatStream(StreamAdapter):
         piece = function.get("arguments")
         if not isinstance(piece, str) or not piece:
             return True, False
-        self.text_chunks += 1
-        release = await feed(self._choices.chain(index, "arguments", tool), piece)
-        self.released_chars += len(release.text)
-        self._check_block(release)
+        release = await self.driver.filter(self._choices.channel(index, "arguments", tool), piece)
         if release.text == piece:
             return True, False
         function["arguments"] = release.text
         has_meta = any(k in call for k in ("id", "type")) or "name" in function
         return bool(release.text) or has_meta, True
 
-    def _check_block(self, release: Release) -> bool:
-        if release.block and self.blocked is None:
-            self.blocked = release.block
-        return self.blocked is not None
-
     async def _finish_choice(self, index: int, end: ChannelEnd) -> dict[str, Any]:
         """Finish every chain of one choice; the flushed text as a delta."""
         delta: dict[str, Any] = {}
-        for field, tool, chain in self._choices.open_chains(index):
+        for field, tool, channel in self._choices.open_channels(index):
             if self.blocked is not None:
                 break
-            release = await finish(chain, end)
-            self.released_chars += len(release.text)
-            self._check_block(release)
+            release = await self.driver.finish(channel, end)
             if not release.text:
                 continue
             if tool is None:
@@ -312,14 +293,14 @@ class OpenAIChatStream(StreamAdapter):
         return chunk
 
     def _end_blocked(self) -> bytes:
-        self.done = True
+        self.driver.done = True
         out = [
             encode_data(_dumps(self._chunk(self._choice(i, {}, "content_filter"))))
             for i in (self._choices.seen or [0])
             if i not in self._choices.finished
         ]
         if self.request.include_usage:
-            tokens = self.text_chunks
+            tokens = self.driver.text_chunks
             usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
             out.append(encode_data(_dumps(self._chunk(usage=usage))))
         out.append(encode_data("[DONE]"))
@@ -344,11 +325,13 @@ def _delta_is_empty(delta: object) -> bool:
     return True
 
 
-class OpenAIChatBody(BodyAdapter):
+class OpenAIChatBody(BodyCodec):
     """Filters a ``chat.completion`` body: each choice's message, same channels as a stream."""
 
+    protocol: ClassVar[str] = PROTOCOL
+
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self)
+        choices = _Choices(self.driver)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 continue
@@ -366,11 +349,10 @@ class OpenAIChatBody(BodyAdapter):
         for field in _TEXT_FIELDS:
             text = message.get(field)
             if isinstance(text, str) and text:
-                release = await self.whole(choices.chain(index, field), text, end)
+                release = await self.driver.whole(choices.channel(index, field), text, end)
                 changed = changed or release.text != text
                 message[field] = release.text
                 if release.block:
-                    self.blocked = release.block
                     later = _TEXT_FIELDS[_TEXT_FIELDS.index(field) + 1 :]
                     _withhold(choice, message, from_tool=0, fields=later)
                     return
@@ -379,11 +361,10 @@ class OpenAIChatBody(BodyAdapter):
             if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
                 continue
             choices.name_tool(index, tool, str(function.get("name", "")))
-            chain = choices.chain(index, "arguments", tool)
-            release = await self.whole(chain, function["arguments"], end)
+            channel = choices.channel(index, "arguments", tool)
+            release = await self.driver.whole(channel, function["arguments"], end)
             function["arguments"] = release.text
             if release.block:
-                self.blocked = release.block
                 _withhold(choice, message, from_tool=tool, fields=())
                 return
         if changed and "logprobs" in choice:

@@ -50,10 +50,10 @@ no text channel; annotations keep the offsets the upstream gave.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pipeline.engine import Chain
-from pipeline.protocols.base import BodyAdapter, StreamAdapter, feed, finish, reencode
+from pipeline.driver import Driver
+from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -84,27 +84,17 @@ def _dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-def _channel(
-    adapter: StreamAdapter | BodyAdapter, key: tuple[int, int], kind: str, tool: str
-) -> Channel:
+def _channel(driver: Driver, key: tuple[int, int], kind: str, tool: str) -> Channel:
     output, content = key
-    route = adapter.response.plan.route.name
-    request = adapter.request
+    request = driver.request
     if kind == "arguments":
-        return Channel(
-            key=f"output{output}.arguments",
-            kind=ChannelKind.JSON,
-            protocol=PROTOCOL,
-            json_schema=request.tool_schemas.get(tool),
-            route=route,
-        )
+        schema = request.tool_schemas.get(tool)
+        return driver.channel(f"output{output}.arguments", ChannelKind.JSON, schema)
     is_json = kind == "text" and request.json_content
-    return Channel(
-        key=f"output{output}.content{content}",
-        kind=ChannelKind.JSON if is_json else ChannelKind.TEXT,
-        protocol=PROTOCOL,
-        json_schema=request.content_schema if is_json else None,
-        route=route,
+    return driver.channel(
+        f"output{output}.content{content}",
+        ChannelKind.JSON if is_json else ChannelKind.TEXT,
+        request.content_schema if is_json else None,
     )
 
 
@@ -139,7 +129,7 @@ class _Part:
 
     __slots__ = (
         "altered",
-        "chain",
+        "channel",
         "fed",
         "finished",
         "item_id",
@@ -154,7 +144,7 @@ class _Part:
         self.key = key
         self.kind = kind
         self.item_id = item_id
-        self.chain: Chain | None = None
+        self.channel: Channel | None = None
         self.released: list[str] = []
         self.fed = 0
         """Characters fed: an aggregate longer than this carries text no delta streamed."""
@@ -196,8 +186,10 @@ class _Item:
         """The client has seen ``response.output_item.done``."""
 
 
-class ResponsesStream(StreamAdapter):
+class ResponsesStream(StreamCodec):
     """Filters a ``stream: true`` response."""
+
+    protocol: ClassVar[str] = PROTOCOL
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -210,7 +202,7 @@ class ResponsesStream(StreamAdapter):
         self._next: int | None = None
 
     async def on_event(self, event: Event) -> bytes:
-        payload = self.parse_object(event)
+        payload = parse_object(event)
         kind = payload.get("type")
         if not isinstance(kind, str):
             return self._emit(event, payload, False)
@@ -229,7 +221,7 @@ class ResponsesStream(StreamAdapter):
         if kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
             self._response = payload["response"]
         elif kind == "error":
-            self.done = True  # the upstream's own error ends the stream; held text is dropped
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._emit(event, payload, False)
 
     # --- numbering and writing ------------------------------------------------------------
@@ -265,26 +257,18 @@ class ResponsesStream(StreamAdapter):
                 item.parts[key[1]] = part
         return part
 
-    def _chain(self, part: _Part) -> Chain:
-        if part.chain is None:
+    def _channel(self, part: _Part) -> Channel:
+        if part.channel is None:
             item = self._items.get(part.key[0])
             name = item.data.get("name") if item is not None else None
-            channel = _channel(self, part.key, part.kind, name if isinstance(name, str) else "")
-            part.chain = self.response.chain(channel)
-        return part.chain
+            tool = name if isinstance(name, str) else ""
+            part.channel = _channel(self.driver, part.key, part.kind, tool)
+        return part.channel
 
     async def _feed(self, part: _Part, piece: str) -> Release:
-        self.text_chunks += 1
         part.fed += len(piece)
-        chain = self._chain(part)
-        release = await feed(chain, piece)
-        return self._absorb(part, release)
-
-    def _absorb(self, part: _Part, release: Release) -> Release:
+        release = await self.driver.filter(self._channel(part), piece)
         part.released.append(release.text)
-        self.released_chars += len(release.text)
-        if release.block and self.blocked is None:
-            self.blocked = release.block
         return release
 
     async def _finish(self, part: _Part, end: ChannelEnd, full: object) -> bytes:
@@ -301,7 +285,7 @@ class ResponsesStream(StreamAdapter):
         if isinstance(full, str) and len(full) > part.fed:
             await self._feed(part, full[part.fed :])
         if self.blocked is None:
-            self._absorb(part, await finish(self._chain(part), end))
+            part.released.append((await self.driver.finish(self._channel(part), end)).text)
         tail = "".join(part.released[start:])
         # Text released together with a block is final too: it goes out as a delta so the
         # aggregates the block writes carry exactly what the deltas delivered.
@@ -322,7 +306,7 @@ class ResponsesStream(StreamAdapter):
         if not part.finished and len(text) > part.fed:
             piece = text[part.fed :]
             release = await self._feed(part, piece)
-            if release.text != piece or self._chain(part).held:
+            if release.text != piece or self.driver.held(self._channel(part)):
                 part.altered = True
         return self._rewrite(holder, part)
 
@@ -349,7 +333,7 @@ class ResponsesStream(StreamAdapter):
         part = self._part((output, content), kind, payload.get("item_id"))
         release = await self._feed(part, piece)
         changed = release.text != piece
-        if changed or (part.chain is not None and part.chain.held):
+        if changed or (part.channel is not None and self.driver.held(part.channel)):
             part.altered = True
             if payload.get("logprobs"):
                 payload["logprobs"] = []
@@ -456,13 +440,13 @@ class ResponsesStream(StreamAdapter):
             changed = changed or item_changed
             if self.blocked:
                 return b"".join(out) + self._end_blocked()
-        self.completed = self.done = True
+        self.driver.completed = self.driver.done = True
         return b"".join(out) + self._emit(event, payload, changed)
 
     # --- blocking and errors ----------------------------------------------------------------
 
     def _end_blocked(self) -> bytes:
-        self.done = True
+        self.driver.done = True
         out = [self._close_events(output, item) for output, item in sorted(self._items.items())]
         response = {
             **self._response,
@@ -472,9 +456,9 @@ class ResponsesStream(StreamAdapter):
             "usage": {
                 "input_tokens": 0,
                 "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": self.text_chunks,
+                "output_tokens": self.driver.text_chunks,
                 "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": self.text_chunks,
+                "total_tokens": self.driver.text_chunks,
             },
         }
         out.append(self._new({"type": "response.incomplete", "response": response}))
@@ -524,13 +508,15 @@ def _part_object(part: _Part) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": part.text}
 
 
-class ResponsesBody(BodyAdapter):
+class ResponsesBody(BodyCodec):
     """Filters a ``response`` body: each message part and function call's arguments.
 
     A block keeps what came before it, gives the blocking part the text released before
     the block, drops every later part and item, and marks the response ``incomplete`` with
     ``incomplete_details: {"reason": "content_filter"}``.
     """
+
+    protocol: ClassVar[str] = PROTOCOL
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
         output = body.get("output")
@@ -570,14 +556,12 @@ class ResponsesBody(BodyAdapter):
         text = holder.get(kind)
         if not isinstance(text, str) or not text:
             return True
-        chain = self.response.chain(_channel(self, key, kind, tool))
-        release = await self.whole(chain, text, end)
+        release = await self.driver.whole(_channel(self.driver, key, kind, tool), text, end)
         if release.text != text:
             holder[kind] = release.text
             if holder.get("logprobs"):
                 holder["logprobs"] = []
         if release.block:
-            self.blocked = release.block
             if "status" in holder:
                 holder["status"] = "incomplete"
             return False
