@@ -79,13 +79,13 @@ def test_a_missing_module_says_how_to_make_it_importable(
 def test_a_limit_below_the_natural_bound_under_mask_is_refused_with_the_fix(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The issue's case: max_holdback_chars 4 on a 12-character phrase, route overflow mask."""
+    """The issue's case: max_holdback_chars 4 on a 12-character phrase (116 with its spellings)."""
     keys = "\n        max_holdback_chars: 4\n        on_overflow: mask"
     code, output = check(folder, config_text(keys), capsys)
     assert 1 == code
     assert "routes[0].stages[0]" in output
-    assert "may hold 4 characters (its max_holdback_chars) but needs 12" in output
-    assert "raise the limit to 12 or more, or set on_overflow: block" in output
+    assert "may hold 4 characters (its max_holdback_chars) but needs 116" in output
+    assert "raise the limit to 116 or more, or set on_overflow: block" in output
 
 
 def test_the_route_limit_counts_too(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

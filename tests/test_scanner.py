@@ -31,8 +31,8 @@ from pipeline.testing import JSON_CHANNEL, assert_compliant, chunkings, run_fact
 class Scan(MatchFactory[StageConfig]):
     """A scanning stage over given rules with one fixed decision (or a function)."""
 
-    def __init__(self, rules: Rules, decide: Decision | Any = MASK) -> None:
-        super().__init__(StageConfig(type="scan"), rules)
+    def __init__(self, rules: Rules, decide: Decision | Any = MASK, *, view: bool = True) -> None:
+        super().__init__(StageConfig(type="scan"), rules, normalise=view)
         self.decide = decide
 
     def on_match(self, hit: Hit) -> Decision:
@@ -63,10 +63,28 @@ def test_overlapping_phrases_split_mid_phrase_give_the_one_feed_answer() -> None
 
 
 def test_nothing_suspicious_is_held() -> None:
-    """Prose that cannot start a match flows out at once, character for character."""
-    run = run_factory(Scan(GUN), ["Plain ", "words flow ", "through."])
+    """Prose that cannot start a match flows out at once; the view holds one letter at most
+    (a combining mark may still follow it)."""
+    run = run_factory(Scan(GUN, view=False), ["Plain ", "words flow ", "through."])
     assert ["Plain ", "words flow ", "through.", ""] == run.releases
     assert 0 == run.max_held
+    run = run_factory(Scan(GUN), ["Plain ", "words flow ", "through"])
+    assert ["Plain ", "words flow ", "throug", "h"] == run.releases
+    assert 1 == run.max_held
+
+
+def test_the_normalised_view_sees_through_spellings_and_replaces_the_original() -> None:
+    """Fullwidth letters, a zero-width space and JSON escapes match; the input span goes."""
+    rules = Rules.from_phrases({"vendor": ["Acme Cloud"]})
+    text = "Try \uff21\uff43\uff4d\uff45 Cloud or Ac\u200bme Cloud."
+    run = run_factory(Scan(rules), list(text))
+    assert "Try [FILTERED] or [FILTERED]." == run.text
+    assert [(4, 14), (18, 29)] == [(f.start, f.end) for f in run.findings]
+    doc = '{"q": "Ac\\u006de Cloud", "r": "acme\\nCloud"}'
+    out = run_factory(Scan(rules, replace('the "other"')), [doc[:12], doc[12:]], JSON_CHANNEL)
+    assert {"q": 'the "other"', "r": 'the "other"'} == json.loads(out.text)
+    raw = run_factory(Scan(rules, view=False), [text])
+    assert "Try \uff21\uff43\uff4d\uff45 Cloud or Ac\u200bme Cloud." == raw.text
 
 
 def test_bound_is_derived_from_the_patterns() -> None:
@@ -167,7 +185,7 @@ def test_any_overlapping_phrase_list_gives_the_whole_text_answer_under_any_chunk
     chunks = data.draw(chunkings(text))
     run = run_factory(factory, chunks)
     assert reference(rules, text, decide) == run.text
-    assert run.max_held <= rules.longest
+    assert run.max_held <= factory.max_holdback
 
 
 PATTERNS = st.lists(
@@ -188,9 +206,10 @@ def test_any_overlapping_regex_alternatives_give_the_whole_text_answer(
     """Alternatives that overlap, look ahead or look behind: the split never matters."""
     rules = Rules.from_patterns({p: p for p in patterns})
     chunks = data.draw(chunkings(text))
-    run = run_factory(Scan(rules), chunks)
+    factory = Scan(rules)
+    run = run_factory(factory, chunks)
     assert reference(rules, text, MASK) == run.text
-    assert run.max_held <= rules.longest
+    assert run.max_held <= factory.max_holdback
 
 
 def test_scanning_stage_passes_the_compliance_kit() -> None:

@@ -28,6 +28,7 @@ from pipeline.scanner.decisions import (
 from pipeline.scanner.factory import MatchFactory
 from pipeline.scanner.rules import Rules, UnboundedPatternError, pattern_width, phrase_pattern
 from pipeline.scanner.scan import CONTEXT_CHARS, ScanStage
+from pipeline.scanner.views import IdentityView, View, normalised
 from pipeline.scanner.windows import WindowFactory, WindowStage, windows
 
 __all__ = [
@@ -39,14 +40,17 @@ __all__ = [
     "Action",
     "Decision",
     "Hit",
+    "IdentityView",
     "MatchFactory",
     "OnMatch",
     "Rules",
     "ScanStage",
     "UnboundedPatternError",
+    "View",
     "WindowFactory",
     "WindowStage",
     "block",
+    "normalised",
     "pattern_width",
     "phrase_pattern",
     "replace",

@@ -37,7 +37,7 @@ class KeywordBlocklistConfig(StageConfig):
     """Whether entries match regardless of case."""
     max_match_chars: int | None = Field(default=None, ge=1, le=10_000)
     """Only for ``re:`` entries with an unbounded repeat (``+``, ``*``): the longest text
-    they may match, and so the most this stage holds back. Otherwise derived from the list."""
+    they may match. Otherwise derived from the list."""
 
     @model_validator(mode="after")
     def _list_compiles(self) -> Self:
