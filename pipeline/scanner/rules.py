@@ -129,6 +129,8 @@ class Rules:
     ``\\Z`` hold there without asking for more text, yet more text could undo them."""
     names: tuple[str, ...]
     """Rule name per alternative, in order (group ``_r0`` is ``names[0]``...)."""
+    sources: tuple[str, ...]
+    """Each alternative's pattern source, flags inline (the kit builds texts from them)."""
     longest: int
     """The natural bound: the most characters one candidate can span."""
 
@@ -170,6 +172,7 @@ class Rules:
             open_candidates=regex.compile(f"(?:{alternation})(?!)", flags),
             at_end=regex.compile(f"(?:{alternation})\\Z", flags),
             names=tuple(name for name, _ in items),
+            sources=tuple(f"(?i:{source})" if ignore_case else source for source in sources),
             longest=longest if longest is not None else max(widths),
         )
 

@@ -9,20 +9,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import strategies as st
 
 from pipeline.plugins import StageLoadError, check_open
-from pipeline.stage import Channel, ChannelEnd, Finding, Release, StageFactory
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Finding, Release, StageFactory
+from pipeline.testing.overlap import rule_texts
 from pipeline.testing.report import (
     Check,
     ComplianceReport,
     Failure,
+    _blocked,
     _BrokenError,
     _clip,
+    _fixed_chunkings,
     _Outcome,
+    _outcome_of,
     _show,
     _Trace,
 )
@@ -31,7 +37,22 @@ from pipeline.testing.strategies import chunkings
 
 __all__ = ["acheck_stage", "assert_compliant", "check_stage"]
 
-_MAX_CUTS = 200
+
+def _quiet(examples: int) -> settings:
+    """Hypothesis settings for the kit: reproducible, silent, no database, no deadline."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.filter_too_much,
+        ],
+    )
 
 
 class _Kit:
@@ -151,6 +172,7 @@ class _Kit:
         first = self.run([text] if text else [])
         if Check.ERROR in self.report_first([first], first.outcome):
             return
+        self.check_json(text, first.outcome)
         again = self.run([text] if text else [])
         if again.outcome != first.outcome:
             self.fail(
@@ -167,6 +189,47 @@ class _Kit:
         self.check_empty_feeds(text)
         self.check_isolation(text, other)
 
+    def check_json(self, text: str, outcome: _Outcome) -> None:
+        """On a JSON channel, a document that parsed before the stage parses after it."""
+        if self.channel.kind is not ChannelKind.JSON or outcome.block is not None:
+            return
+        try:
+            json.loads(text)
+        except ValueError:
+            return  # not a whole document: nothing to keep parseable
+        try:
+            json.loads(outcome.text)
+        except json.JSONDecodeError as exc:
+            self.fail(
+                Check.JSON,
+                f"output is not valid JSON any more ({exc}): {_clip(outcome.text, exc.pos)} "
+                f"from {_clip(text, 0)}; escape replacements inside JSON strings "
+                "(pipeline.scanner does it for you)",
+            )
+
+    def check_overlaps(self, examples: int) -> None:
+        """Texts from the stage's own rules: every chunking gives the one-feed result."""
+        texts = rule_texts(self.factory)
+        if texts is None:
+            return
+
+        @_quiet(examples)
+        @given(st.data(), texts)
+        def prop(data: st.DataObject, text: str) -> None:
+            whole = self.run([text])
+            chunks = data.draw(chunkings(text))
+            trace = self.run(chunks)
+            for check, message in self.problems(trace, whole.outcome):
+                raise _BrokenError(
+                    Check.OVERLAP if check is Check.CHUNKING else check,
+                    f"on a text built from the stage's own rules, {message}",
+                )
+
+        try:
+            prop()
+        except _BrokenError as exc:
+            self.fail(exc.check, exc.message)
+
     def check_empty_feeds(self, text: str) -> None:
         """The same split with ``""`` fed before, between and after the pieces."""
         pieces = split_at(text, [len(text) // 2])
@@ -182,18 +245,7 @@ class _Kit:
     def explore(self, text: str, expected: _Outcome, examples: int, failed: set[Check]) -> None:
         """Random chunkings by hypothesis, shrunk to the smallest one that breaks something."""
 
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            verbosity=Verbosity.quiet,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.large_base_example,
-            ],
-        )
+        @_quiet(examples)
         @given(chunkings(text))
         def prop(chunks: list[str]) -> None:
             for check, message in self.problems(self.run(chunks), expected):
@@ -251,28 +303,6 @@ class _Kit:
                 return
 
 
-def _blocked(releases: Sequence[Release]) -> bool:
-    return bool(releases) and bool(releases[-1].block)
-
-
-def _outcome_of(releases: Sequence[Release]) -> _Outcome:
-    findings = tuple((f.rule, f.start, f.end) for r in releases for f in r.findings)
-    block = releases[-1].block if releases else None
-    return _Outcome("".join(r.text for r in releases), block, findings)
-
-
-def _fixed_chunkings(text: str) -> list[list[str]]:
-    """The text cut once at each position (at most 200), and one character per feed.
-
-    Deterministic, so the most common faults (a match cut in two) show up on every run
-    whatever hypothesis draws.
-    """
-    if len(text) < 2:
-        return []
-    step = max(1, (len(text) - 1) // _MAX_CUTS)
-    return [split_at(text, [cut]) for cut in range(1, len(text), step)] + [list(text)]
-
-
 def _check_contract(factory: StageFactory[Any], channel: Channel) -> str | None:
     """What is wrong with the stages ``factory`` opens, or None."""
     try:
@@ -326,6 +356,8 @@ def check_stage(
             kit.check_text(text, texts[(index + 1) % len(texts)], examples)
             if report.of(Check.REOPEN):
                 break  # every later comparison would only repeat it
+        if not report.failures:
+            kit.check_overlaps(examples)
         kit.close()
     return report
 

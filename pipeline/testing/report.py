@@ -6,6 +6,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pipeline.stage import Release
+from pipeline.testing.run import split_at
+
 __all__ = ["Check", "ComplianceReport", "Failure"]
 
 
@@ -28,6 +31,11 @@ class Check(enum.StrEnum):
     """``feed("")`` changes nothing."""
     ISOLATION = "isolation"
     """Two stages open at once (two channels or streams) do not affect each other."""
+    JSON = "json"
+    """On a JSON channel, a text that is a JSON document still parses after the stage."""
+    OVERLAP = "overlap"
+    """Texts built from the stage's own patterns (a scanning stage's rules), overlapping
+    and cut short, give the same output for every split."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,8 @@ class _Trace:
 
 
 _EXCERPT = 24
+MAX_CUTS = 200
+"""The most single-cut chunkings tried per text (spread evenly over its positions)."""
 
 
 def _clip(text: str, at: int) -> str:
@@ -134,3 +144,25 @@ class _BrokenError(Exception):
         super().__init__(message)
         self.check = check
         self.message = message
+
+
+def _blocked(releases: Sequence[Release]) -> bool:
+    return bool(releases) and bool(releases[-1].block)
+
+
+def _outcome_of(releases: Sequence[Release]) -> _Outcome:
+    findings = tuple((f.rule, f.start, f.end) for r in releases for f in r.findings)
+    block = releases[-1].block if releases else None
+    return _Outcome("".join(r.text for r in releases), block, findings)
+
+
+def _fixed_chunkings(text: str) -> list[list[str]]:
+    """The text cut once at each position (at most 200), and one character per feed.
+
+    Deterministic, so the most common faults (a match cut in two) show up on every run
+    whatever hypothesis draws.
+    """
+    if len(text) < 2:
+        return []
+    step = max(1, (len(text) - 1) // MAX_CUTS)
+    return [split_at(text, [cut]) for cut in range(1, len(text), step)] + [list(text)]
