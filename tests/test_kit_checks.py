@@ -54,7 +54,7 @@ class NaiveFactory(MatchFactory[StageConfig]):
         rules = Rules.from_phrases({"rude": ["son of a gun", "of"]}, whole_words=False)
         super().__init__(StageConfig(type="naive"), rules, normalise=False)
 
-    def open(self, channel: Channel) -> NaiveScan:
+    def open(self, channel: Channel) -> NaiveScan:  # type: ignore[override]
         return NaiveScan(self.rules.pattern, self.config.mask)
 
 
