@@ -38,7 +38,7 @@ import yaml
 from aiohttp import web
 
 from benchmarks.baseline_proxy import make_baseline_app
-from pipeline import logs
+from pipeline import logs, loop
 from pipeline.app import bound_port, make_app, start_proxy
 from pipeline.config import parse_config
 from pipeline.engine import Chain, ResponseFilter, build_plans
@@ -253,7 +253,9 @@ def _child_main(spec: ServerSpec, conn: Connection) -> None:
             upstream = str(conn.recv())
         except EOFError:
             return
-    asyncio.run(_child_serve(spec, upstream, conn))
+    # uvloop where installed, for every server alike: the baseline is a fair floor only
+    # on the loop streamsieve itself runs on.
+    loop.run(_child_serve(spec, upstream, conn))
 
 
 async def _child_serve(spec: ServerSpec, upstream: str, conn: Connection) -> None:

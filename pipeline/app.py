@@ -12,8 +12,9 @@ from aiohttp import web
 
 from pipeline.config import LoadedConfig
 from pipeline.metrics import Metrics
-from pipeline.proxy import REQUEST_STATS, ProxyHandler
+from pipeline.proxy import ProxyHandler
 from pipeline.state import STATE, ProxyState, Snapshot
+from pipeline.stats import REQUEST_STATS
 
 _HANDLER_STOP_S = 2.0
 """At cleanup, how long a handler still running gets before aiohttp cancels it. Graceful

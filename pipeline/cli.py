@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from pipeline import logs
+from pipeline import logs, loop
 from pipeline.config import ConfigError, LoadedConfig, load_config
 from pipeline.replay import add_commands
 from pipeline.resources import default_config
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers > 1 and args.port == 0:
             print("streamsieve: --workers needs a fixed --port (each binds it)", file=sys.stderr)
             return 2
-        asyncio.run(_serve(config, args, args.simulator_port if embedded else None))
+        loop.run(_serve(config, args, args.simulator_port if embedded else None))
     except ConfigError as exc:
         print(f"streamsieve: refusing to start, the config has problems:\n{exc}", file=sys.stderr)
         return 2

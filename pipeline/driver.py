@@ -58,6 +58,7 @@ class Driver:
         "response",
         "tap",
         "text_chunks",
+        "unknown_fields",
     )
 
     def __init__(
@@ -76,6 +77,8 @@ class Driver:
         self.text_chunks = 0
         """Pieces of upstream text fed: the proxy's count of generated tokens."""
         self.released_chars = 0
+        self.unknown_fields: dict[str, int] = {}
+        """Strings no codec slot claimed, by field, filtered by the walker (a metric)."""
 
     def channel(
         self,
@@ -116,6 +119,10 @@ class Driver:
         if first.block:
             return first
         return merge_releases(first, await self.finish(channel, end))
+
+    def note_unknown(self, field: str) -> None:
+        """Count a string the codec did not know (the walker filters it)."""
+        self.unknown_fields[field] = self.unknown_fields.get(field, 0) + 1
 
     def block(self, reason: str) -> None:
         """Block the response for a reason found outside the stages (a codec's check)."""

@@ -3,7 +3,7 @@
 Three feeds, each chosen to keep per-token work near zero:
 
 - the request observer (:meth:`Metrics.observe`) runs once per request, from the
-  :class:`~pipeline.proxy.RequestStats` the log line also reads;
+  :class:`~pipeline.stats.RequestStats` the log line also reads;
 - inter-token gaps are bucketed per stream in a :class:`GapRecorder` (one ``bisect`` per
   client text write) and added to the histogram once, when the stream ends;
 - stages of a route with ``stage_metrics`` (the default) are watched through the engine's
@@ -17,40 +17,19 @@ share counters. With ``--workers N`` prometheus-client's multiprocess mode sums 
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from pipeline.plan import Method, RoutePlan
 from pipeline.stage import Channel, Release
+from pipeline.stats import GAP_BOUNDS, GapRecorder, RequestStats
 
-if TYPE_CHECKING:
-    from pipeline.proxy import RequestStats
-
-GAP_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-"""Seconds. Dense around the 20-50 ms providers deliver, since that is where bunching shows."""
 _TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _HELD_BUCKETS = (0.0, 1.0, 8.0, 32.0, 128.0, 512.0, 1024.0, 4096.0)
 _STAGE_BUCKETS = (1e-5, 5e-5, 1e-4, 5e-4, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
-
-
-class GapRecorder:
-    """The gaps between client text writes of one stream, bucketed as :data:`GAP_BOUNDS`."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(GAP_BOUNDS) + 1)
-        self.total = 0.0
-
-    def add(self, gap: float) -> None:
-        # bisect_left puts a gap equal to a bound in that bound's bucket, as Prometheus' le does.
-        self.counts[bisect.bisect_left(GAP_BOUNDS, gap)] += 1
-        self.total += gap
 
 
 def add_recorded(child: Histogram, gaps: GapRecorder) -> None:
@@ -123,6 +102,13 @@ class Metrics:
             ["route", "stage", "rule", "action"],
             registry=r,
         )
+        self.unknown_fields = Counter(
+            "streamsieve_unknown_fields",
+            "Strings in known protocols that no codec slot knew (a field a provider added), "
+            "filtered as channels of their own, by protocol and field.",
+            ["route", "protocol", "field"],
+            registry=r,
+        )
         self.blocks = Counter(
             "streamsieve_blocks", "Responses a stage blocked.", ["route"], registry=r
         )
@@ -177,6 +163,8 @@ class Metrics:
             add_recorded(self.gaps.labels(route), stats.gaps)
         for finding in stats.findings:
             self.findings.labels(route, finding["stage"], finding["rule"], finding["action"]).inc()
+        for name, count in stats.unknown_fields.items():
+            self.unknown_fields.labels(route, stats.protocol, name).inc(count)
         if stats.blocked:
             self.blocks.labels(route).inc()
         if stats.error_code:

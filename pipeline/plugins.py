@@ -1,7 +1,9 @@
 """Find the stage factory behind a YAML ``type:`` name and check it fits the contract.
 
-Three sources, in order: the built-ins (``filters.registry``), the entry-point group
+Three sources, in order: the built-ins, the other packages' entries in the entry-point group
 ``streamsieve.stages`` (installed plug-ins), and a dotted path ``package.module:Factory``.
+Built-ins are found exactly as plug-ins are: streamsieve's own ``pyproject.toml`` lists
+them in that group, so this core module never imports ``filters``.
 A factory that does not fit is refused here, at startup, with what is missing — never
 discovered on the first token of the first request.
 """
@@ -16,10 +18,11 @@ from importlib.metadata import entry_points
 
 from pydantic import ValidationError
 
-from filters.registry import BUILTIN_STAGES
 from pipeline.stage import AsyncStage, Channel, ChannelKind, Stage, StageConfig, StageFactory
 
 ENTRY_POINT_GROUP = "streamsieve.stages"
+DISTRIBUTION = "streamsieve"
+"""The distribution whose entries in :data:`ENTRY_POINT_GROUP` are the built-in stages."""
 
 
 IMPORT_HINT = (
@@ -51,9 +54,23 @@ def _import(target: str, origin: str) -> object:
         ) from None
 
 
+def _registered(builtin: bool) -> dict[str, str]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ours = ep.dist is not None and ep.dist.name == DISTRIBUTION
+        if ours == builtin:
+            found[ep.name] = ep.value
+    return found
+
+
+def builtin_stages() -> dict[str, str]:
+    """The built-in stage names (streamsieve's own entry points) → their ``module:attr``."""
+    return _registered(builtin=True)
+
+
 def installed_plugins() -> dict[str, str]:
-    """Stage names registered by installed packages, mapped to their ``module:attr``."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Stage names registered by other installed packages, mapped to their ``module:attr``."""
+    return _registered(builtin=False)
 
 
 def check_factory(
@@ -157,14 +174,15 @@ def build_factory(config: StageConfig) -> StageFactory[StageConfig]:
 
 def known_types() -> list[str]:
     """Every ``type:`` name usable right now, for error messages."""
-    return sorted({*BUILTIN_STAGES, *installed_plugins()})
+    return sorted({*builtin_stages(), *installed_plugins()})
 
 
 @cache
 def resolve_stage(type_name: str) -> type[StageFactory[StageConfig]]:
     """The factory class for ``type_name`` (built-in, plug-in, or dotted path)."""
-    if type_name in BUILTIN_STAGES:
-        target, origin = BUILTIN_STAGES[type_name], f"built-in stage {type_name!r}"
+    builtins = builtin_stages()
+    if type_name in builtins:
+        target, origin = builtins[type_name], f"built-in stage {type_name!r}"
     elif type_name in (plugins := installed_plugins()):
         target, origin = plugins[type_name], f"plug-in stage {type_name!r}"
     elif ":" in type_name:
@@ -173,6 +191,8 @@ def resolve_stage(type_name: str) -> type[StageFactory[StageConfig]]:
         names = known_types()
         close = difflib.get_close_matches(type_name, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        if not builtins:
+            hint += "(no built-in stage is registered: install streamsieve, 'pip install -e .') "
         raise StageLoadError(
             f"unknown stage type {type_name!r}; {hint}known types: {', '.join(names)} "
             "(or a dotted path 'package.module:Factory')"

@@ -15,7 +15,7 @@ import os
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -29,12 +29,12 @@ from pipeline.config import Protocol, RouteConfig, UpstreamConfig
 from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter
 from pipeline.limits import BodyTooLargeError, read_body
-from pipeline.metrics import GapRecorder
 from pipeline.protocols import ADAPTERS, select
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.shutdown import SHUTDOWN_CODE
 from pipeline.sse import SSEDecoder, SSEError
 from pipeline.state import STATE, ProxyState, Snapshot
+from pipeline.stats import REQUEST_STATS, RequestStats, finding_record
 
 log = structlog.get_logger("streamsieve.proxy")
 
@@ -55,63 +55,6 @@ _HOP_BY_HOP = frozenset(
 )
 # The proxy's own credential header: checked here, never shown to an upstream.
 _PROXY_ONLY = frozenset({auth.HEADER})
-
-
-@dataclass(slots=True)
-class RequestStats:
-    """What the per-request log line and the metrics report."""
-
-    method: str
-    path: str
-    route: str | None = None
-    model: str | None = None
-    protocol: str = ""
-    status: int = 0
-    stream: bool = False
-    started: float = field(default_factory=time.perf_counter)
-    finished: float | None = None
-    upstream_sent: float | None = None
-    upstream_ready: float | None = None
-    """The upstream's reply was in hand: headers of a stream, the whole of a body."""
-    upstream_first_text: float | None = None
-    client_first_text: float | None = None
-    last_text: float | None = None
-    gaps: GapRecorder | None = None
-    """Gaps between the client's text writes, recorded from the second write on."""
-    text_chunks: int = 0
-    blocked: str | None = None
-    error: str | None = None
-    error_code: str | None = None
-    """A metrics label for ``error``: ``upstream_timeout``, ``shutdown``..."""
-    disconnected: bool = False
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-    def ms(self, start: float | None, end: float | None) -> float | None:
-        return None if start is None or end is None else round((end - start) * 1000.0, 3)
-
-    def text_written(self, now: float) -> None:
-        """New text reached the client: the first write is the TTFT, later ones are gaps."""
-        if self.last_text is None:
-            self.client_first_text = now
-        else:
-            if self.gaps is None:
-                self.gaps = GapRecorder()
-            self.gaps.add(now - self.last_text)
-        self.last_text = now
-
-    def server_timing(self, now: float) -> str:
-        """A ``Server-Timing`` value: the proxy's own time until ``now`` and the upstream's.
-
-        Sent with the headers, so for a stream it covers the time to headers only.
-        """
-        waited = 0.0
-        if self.upstream_sent is not None:
-            waited = (self.upstream_ready or now) - self.upstream_sent
-        own = now - self.started - waited
-        return f"proxy;dur={own * 1000.0:.3f}, upstream;dur={waited * 1000.0:.3f}"
-
-
-REQUEST_STATS = web.RequestKey("streamsieve_request_stats", RequestStats)
 
 
 def _forward_headers(
@@ -375,7 +318,8 @@ class ProxyHandler:
             self.state.streams.close(live)
             stats.text_chunks = driver.text_chunks
             stats.blocked = driver.blocked
-            stats.findings = [_finding_record(f) for f in driver.findings]
+            stats.findings = [finding_record(f) for f in driver.findings]
+            stats.unknown_fields = driver.unknown_fields
             if not driver.completed:
                 upstream.close()  # stop paying for tokens nobody will read
         return response
@@ -429,7 +373,8 @@ class ProxyHandler:
         driver = Driver(exchange.filter(), exchange.info)
         filtered = await ADAPTERS[protocol].body(driver).filter(body)
         stats.blocked = driver.blocked
-        stats.findings = [_finding_record(f) for f in driver.findings]
+        stats.findings = [finding_record(f) for f in driver.findings]
+        stats.unknown_fields = driver.unknown_fields
         headers = _reply_headers(upstream.headers, filtered=True)
         headers.popall("Content-Type", None)  # json_response sets its own
         return web.json_response(filtered, status=upstream.status, headers=headers)
@@ -479,14 +424,3 @@ def _parse_reply(raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadReplyError("a JSON value that is not an object")
     return body
-
-
-def _finding_record(finding: Any) -> dict[str, Any]:
-    return {
-        "stage": finding.stage,
-        "rule": finding.rule,
-        "action": finding.action,
-        "channel": finding.channel,
-        "start": finding.start,
-        "end": finding.end,
-    }

@@ -16,8 +16,8 @@ import structlog
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from pipeline.proxy import RequestStats
     from pipeline.state import ProxyState
+    from pipeline.stats import RequestStats
 
 log = structlog.get_logger("streamsieve.shutdown")
 

@@ -143,7 +143,7 @@ class Slot:
         except Exception as exc:
             watch.called(method, fed, None, 0, time.perf_counter() - started, exc)
             raise
-        if inspect.isawaitable(result):
+        if type(result) is not Release and inspect.isawaitable(result):
             return _watched(watch, method, fed, result, started, stage)
         release = result if isinstance(result, Release) else None
         watch.called(method, fed, release, stage.held, time.perf_counter() - started, None)

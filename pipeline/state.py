@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -21,9 +20,7 @@ from pipeline.engine import RoutePlan, build_plans
 from pipeline.limits import Admission
 from pipeline.metrics import Metrics
 from pipeline.shutdown import ActiveStreams
-
-if TYPE_CHECKING:
-    from pipeline.proxy import RequestStats
+from pipeline.stats import RequestStats
 
 log = structlog.get_logger("streamsieve.proxy")
 
@@ -46,7 +43,7 @@ class Snapshot:
         return cls(config=config, plans=plans, auth=route_keys(config))
 
 
-Observer = Callable[["RequestStats"], None]
+Observer = Callable[[RequestStats], None]
 
 
 class ProxyState:

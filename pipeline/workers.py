@@ -39,7 +39,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
-from pipeline import logs
+from pipeline import logs, loop
 from pipeline.admin import (
     ProcessOperations,
     Readiness,
@@ -160,7 +160,7 @@ def _worker_main(options: ServeOptions, link: Connection) -> None:
     structlog.contextvars.bind_contextvars(worker=os.getpid())
     try:
         config = load_config(options.config_path)
-        asyncio.run(_serve_process(options, config, link))
+        loop.run(_serve_process(options, config, link))
     except (ConfigError, OSError) as exc:
         with contextlib.suppress(OSError):  # the supervisor may have stopped listening
             link.send(f"worker {os.getpid()} cannot start: {exc}")

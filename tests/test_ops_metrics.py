@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from pipeline.metrics import GAP_BOUNDS, GapRecorder, add_recorded
+from pipeline.metrics import add_recorded
+from pipeline.stats import GAP_BOUNDS, GapRecorder
 from tests.ops_support import chat_body, get_metrics, metric, ops_stack, sse_data, text_of
 
 ROUTES = """

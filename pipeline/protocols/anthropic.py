@@ -2,20 +2,25 @@
 
 Channels, one chain each, per content block ``i``: ``block{i}.text`` (``text_delta``) and
 ``block{i}.input`` (``input_json_delta``, a JSON channel carrying the tool's
-``input_schema`` when the request declared the tool). Everything else passes through as
-sent, ``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
-``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``. Every
-upstream event keeps its ``id:`` and ``retry:`` fields, rewritten or not.
+``input_schema`` when the request declared the tool). Structure passes through as sent,
+``event:`` line included (the SDK routes on it): ``message_start``, ``ping``,
+``content_block_start``, ``message_delta`` usage and stop reason, ``message_stop``. Any
+other string — a ``citations_delta``'s ``cited_text`` (one whole text per citation), a
+refusal's explanation, a delta type added later — is filtered by the
+:class:`~pipeline.protocols.walker.Walker`. Every upstream event keeps its ``id:`` and
+``retry:`` fields, rewritten or not.
 
-Left untouched on purpose:
+Declared non-text, left untouched on purpose, because the client sends them back to the
+provider verbatim next turn:
 
-* ``thinking_delta`` and ``signature_delta``: the provider signs the thinking text, and a
-  client that sends the thinking block back in the next turn has it verified against that
-  signature. Altering the thinking would make the next request fail, so thinking is not
-  filtered; a route that must hide reasoning should not request it.
-* ``citations_delta`` (quotes of the client's own documents) and other block types
-  (``compaction``, server tool results): they carry no generated prose to filter, or
-  provider-encrypted content that must stay byte-exact.
+* ``thinking_delta`` and ``signature_delta``: the provider signs the thinking text and
+  verifies it against that signature; altering it would make the next request fail. A
+  route that must hide reasoning should not request it.
+* ``compaction`` blocks (their summary travels with its encrypted form) and server tool
+  results (``*_tool_result``: what the tool fetched, with encrypted content).
+
+End: ``message_stop``, or the end of the body after a ``message_delta`` with a stop reason
+(the SDK builds its final message from that; no error is added).
 
 Ordering: text a chain still holds when its block ends comes out as one more
 ``content_block_delta`` *before* that block's ``content_block_stop``. A block the upstream
@@ -40,7 +45,9 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
 
@@ -48,11 +55,18 @@ PROTOCOL = "anthropic-messages"
 BLOCKED_EXPLANATION = "The response was stopped by a content filter."
 # Delta types that carry generated text → the field holding it.
 _TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
+_ROUND_TRIPPED = {"thinking": "thinking", "compaction": "content"}
+"""Block type → its text field the client sends back to the provider verbatim next turn
+(thinking is verified against its signature, compaction travels with its encrypted form):
+declared non-text, never altered. Their deltas are ``thinking_delta``, ``compaction_delta``."""
+_TOOL_RESULT = "_tool_result"
+"""Block types ending so (``web_search_tool_result``...) carry what a server tool fetched,
+with its encrypted form, and go back to the provider next turn: declared non-text."""
 
 
 def _dumps(payload: dict[str, Any]) -> str:
     # Compact like the API itself, and UTF-8 kept as is.
-    return json.dumps(payload, separators=(",", ":"))
+    return jsonfast.dumps(payload)
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -100,10 +114,22 @@ class AnthropicStream(StreamCodec):
         self._blocks: dict[int, _Block] = {}
         self._deltas = 0
         """Content deltas seen (text, input, thinking): output tokens of a blocked stream."""
+        self._stopped = False
+        """A ``message_delta`` gave the stop reason: the message is complete for the SDK."""
+        self._walker = Walker(self.driver)
+        self._payload: dict[str, Any] = {}
+        self._walked = False
+        """The walker changed a field of the current event: it must be re-serialised."""
 
     async def on_event(self, event: Event) -> bytes:
-        payload = parse_object(event)
+        payload = self._payload = parse_object(event)
         kind = payload.get("type")
+        if kind == "error" or event.event == "error":
+            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
+            return reencode(event, event.data)
+        self._walked = await self._walk(kind, payload)
+        if self.blocked is not None:
+            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if kind == "content_block_delta":
             return await self._on_delta(event, payload)
         if kind == "content_block_start":
@@ -113,19 +139,70 @@ class AnthropicStream(StreamCodec):
         if kind == "message_delta":
             delta = payload.get("delta")
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            await self._walker.close()
             flushed = await self._finish_open(_end_for(reason))
-            return flushed if self.driver.done else flushed + self._pass(event)
+            if self.driver.done:
+                return flushed
+            self._stopped = self._stopped or (isinstance(reason, str) and bool(reason))
+            return flushed + self._pass(event)
         if kind == "message_stop":
+            await self._walker.close()
             flushed = await self._finish_open(ChannelEnd.COMPLETE)
             if self.driver.done:
                 return flushed
             self.driver.completed = self.driver.done = True
             return flushed + self._pass(event)
-        if kind == "error" or event.event == "error":
-            self.driver.done = True  # the upstream's own error ends the stream; held text dropped
         return self._pass(event)
 
+    async def _walk(self, kind: object, payload: dict[str, Any]) -> bool:
+        """Filter every string of the event no text slot claims (deny by default).
+
+        Text and tool-input deltas are the codec's own; thinking and compaction content
+        are declared non-text (:data:`_ROUND_TRIPPED`, see the module docstring); a citation
+        (``cited_text``, titles) is filtered as one whole text per citation; any other
+        delta type as a stream of its own per block.
+        """
+        index = payload.get("index")
+        where = f"block{index}" if isinstance(index, int) else str(kind)
+        if kind == "content_block_delta":
+            delta = payload.get("delta")
+            if not isinstance(delta, dict):
+                return False
+            delta_type = str(delta.get("type"))
+            claimed = _TEXT_DELTAS.get(delta_type) or _ROUND_TRIPPED.get(
+                delta_type.removesuffix("_delta")
+            )
+            skip = frozenset({(id(delta), claimed or "")})
+            streaming = delta_type != "citations_delta"
+            return await self._walker.walk(where, delta, skip, streaming=streaming)
+        if kind == "content_block_start":
+            opening = payload.get("content_block")
+            if not isinstance(opening, dict):
+                return False
+            block_type = str(opening.get("type"))
+            if block_type.endswith(_TOOL_RESULT):
+                return False  # a server tool's result, round-tripped as fetched
+            kept = _ROUND_TRIPPED.get(block_type, "")
+            skip = frozenset({(id(opening), "text"), (id(opening), kept)})
+            return await self._walker.walk(f"{where}.start", opening, skip)
+        return await self._walker.walk(where, payload)
+
+    async def closed(self) -> bytes:
+        """A body that ends after the ``message_delta`` with a stop reason is complete.
+
+        The SDK builds its final message from the events up to there, so a stream cut
+        before ``message_stop`` (or whose last event lacks its blank line) gets no error.
+        """
+        if self._stopped:
+            await self._walker.close()
+            if self.blocked is not None:
+                return self._end_blocked()
+            self.driver.completed = True
+        return b""
+
     def _pass(self, event: Event) -> bytes:
+        if self._walked:
+            return reencode(event, _dumps(self._payload))
         return reencode(event, event.data)
 
     def _block(self, index: int) -> _Block:
@@ -247,6 +324,7 @@ class AnthropicBody(BodyCodec):
         if not isinstance(content, list):
             return body
         last_end = _end_for(body.get("stop_reason"))  # a max_tokens cut ends the last block only
+        walker = Walker(self.driver, blank_after_block=False)
         for index, block in enumerate(content):
             end = last_end if index == len(content) - 1 else ChannelEnd.COMPLETE
             if isinstance(block, dict) and not await self._filter_block(index, block, end):
@@ -255,6 +333,13 @@ class AnthropicBody(BodyCodec):
                 body["stop_sequence"] = None
                 body["stop_details"] = _refusal_details()
                 break
+            if isinstance(block, dict) and not str(block.get("type")).endswith(_TOOL_RESULT):
+                kept = _ROUND_TRIPPED.get(str(block.get("type")), "")
+                claimed = {(id(block), "text"), (id(block), kept)}
+                if "input" in block and isinstance(block.get("name"), str):
+                    claimed.add((id(block), "input"))
+                await walker.walk(f"block{index}", block, frozenset(claimed))
+        await walker.walk("message", body, frozenset({(id(body), "content")}))
         return body
 
     async def _filter_block(self, index: int, block: dict[str, Any], end: ChannelEnd) -> bool:

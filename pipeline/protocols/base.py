@@ -9,10 +9,10 @@ chains, counting, the block and the stream's end belong to the
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.driver import Driver, StreamDriver, UpstreamEventError
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, encode, encode_data
@@ -39,8 +39,8 @@ def parse_object(event: Event) -> dict[str, Any]:
     is ended, never passed on half-understood.
     """
     try:
-        payload = json.loads(event.data)
-    except json.JSONDecodeError:
+        payload = jsonfast.loads(event.data)
+    except ValueError:  # json.JSONDecodeError is one
         raise UpstreamEventError(
             "upstream sent an event that is not JSON", "upstream_bad_event"
         ) from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pipeline.protocols.base import BodyCodec
-from pipeline.protocols.openai_chat import OpenAIChatStream, _Choices, _end_for
+from pipeline.protocols.openai_chat import Choices, OpenAIChatStream, end_for
 
 PROTOCOL = "openai-completions"
 
@@ -25,6 +25,9 @@ class CompletionsStream(OpenAIChatStream):
     protocol: ClassVar[str] = PROTOCOL
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     chunk_object: ClassVar[str] = "text_completion"
+    choice_keys: ClassVar[frozenset[str]] = frozenset(
+        {"index", "text", "logprobs", "finish_reason"}
+    )
 
     def _delta_of(self, choice: dict[str, Any]) -> object:
         return choice  # a completion choice carries its text itself
@@ -49,7 +52,7 @@ class CompletionsBody(BodyCodec):
     protocol: ClassVar[str] = PROTOCOL
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self.driver)
+        choices = Choices(self.driver)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -60,7 +63,7 @@ class CompletionsBody(BodyCodec):
             if not isinstance(text, str) or not text:
                 continue
             index = choice.get("index", 0)
-            end = _end_for(choice.get("finish_reason"))
+            end = end_for(choice.get("finish_reason"))
             release = await self.driver.whole(choices.channel(index, "text"), text, end)
             if release.block:
                 _refuse(choice, release.text)

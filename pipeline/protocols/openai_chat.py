@@ -1,8 +1,13 @@
 """OpenAI Chat Completions: ``chat.completion.chunk`` streams and ``chat.completion`` bodies.
 
 Channels, one chain each: ``choice{i}.content``, ``choice{i}.refusal`` and
-``choice{i}.tool{j}.arguments``. Every other field (ids, model, created,
-system_fingerprint, role, finish_reason, usage, ``[DONE]``) passes through as sent.
+``choice{i}.tool{j}.arguments``. Structural fields (ids, model, created,
+system_fingerprint, role, finish_reason, usage, ``[DONE]``) pass through as sent; any other
+string (``delta.audio.transcript``, a field a provider adds) is filtered by the
+:class:`~pipeline.protocols.walker.Walker` on a channel of its own.
+
+End: ``[DONE]``, or the end of the body once every choice has finished (the SDKs accept
+both; no error is added).
 
 Ordering: text a chain still holds when its choice finishes is flushed in a chunk of its
 own *before* the chunk that carries ``finish_reason``.
@@ -19,29 +24,36 @@ the completion tokens the proxy saw (one per upstream text chunk) and reports th
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
+from pipeline import jsonfast
 from pipeline.driver import Driver
-from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.base import StreamCodec, parse_object, reencode
+from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind
 
 PROTOCOL = "openai-chat"
-# Compact like the upstream's own chunks; ASCII escapes so a lone surrogate from upstream
-# JSON can never make the UTF-8 encoding of the event fail.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# Compact like the upstream's own chunks (pipeline.jsonfast: a lone surrogate from upstream
+# JSON is written escaped, so the UTF-8 encoding of the event never fails).
+_dumps = jsonfast.dumps
 # reasoning_content / reasoning: the model's reasoning as OpenAI-compatible servers stream it
 # (DeepSeek, vLLM, OpenRouter); unsigned, so it is filtered like any other text.
-_TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
 _ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
+_ENVELOPE = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "usage"}
+    | _ENVELOPE_SKIP
+)
+"""Chunk keys with nothing for the walker: structure, and usage (token counts)."""
+_DELTA_KEYS = frozenset({*TEXT_FIELDS, "role"})
 
 
-def _end_for(finish_reason: object) -> ChannelEnd:
+def end_for(finish_reason: object) -> ChannelEnd:
     return ChannelEnd.TRUNCATED if finish_reason == "length" else ChannelEnd.COMPLETE
 
 
-class _Choices:
+class Choices:
     """Channels of one response by choice, created on first text."""
 
     __slots__ = ("_channels", "_driver", "_tool_names", "finished", "seen")
@@ -101,18 +113,28 @@ class OpenAIChatStream(StreamCodec):
     """
 
     protocol: ClassVar[str] = PROTOCOL
-    text_fields: ClassVar[tuple[str, ...]] = _TEXT_FIELDS
+    text_fields: ClassVar[tuple[str, ...]] = TEXT_FIELDS
     chunk_object: ClassVar[str] = "chat.completion.chunk"
+    choice_keys: ClassVar[frozenset[str]] = frozenset(
+        {"index", "delta", "logprobs", "finish_reason"}
+    )
+    """The keys of a choice that carry nothing for the walker (text slots or structure)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._choices = _Choices(self.driver)
+        self._choices = Choices(self.driver)
         self._last: dict[str, Any] = {"object": self.chunk_object}
         """The latest upstream chunk: its id, model... head the chunks the proxy writes."""
+        self._walker = Walker(self.driver)
+        self._walked = False
+        """The walker changed a field of the current chunk: it must be re-serialised."""
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
+            await self._walker.close()
             flushed = await self._finish_all()
+            if self.driver.done:
+                return flushed
             self.driver.completed = self.driver.done = True
             return flushed + reencode(event, "[DONE]")
         chunk = parse_object(event)
@@ -120,10 +142,89 @@ class OpenAIChatStream(StreamCodec):
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return reencode(event, event.data)
         choices = chunk.get("choices")
+        self._walked = await self._walk(chunk, choices)
+        if self.blocked is not None:
+            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(choices, list) or not choices:
-            return reencode(event, event.data)  # the usage chunk, or a keep-alive
+            return self._emit(event, chunk, False, False)  # the usage chunk, or a keep-alive
         self._last = chunk
+        if len(choices) == 1 and self.blocked is None:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None:
+                return await self._rewrite_one(event, chunk, choice)
         return await self._rewrite(event, chunk, choices)
+
+    async def closed(self) -> bytes:
+        """A body that ends once every choice has finished is complete, ``[DONE]`` or not.
+
+        The SDKs stop reading at the end of the body either way; an error here would turn
+        a finished answer into an exception.
+        """
+        seen = self._choices.seen
+        if seen and all(index in self._choices.finished for index in seen):
+            await self._walker.close()
+            if self.blocked is not None:
+                return self._end_blocked()
+            self.driver.completed = True
+        return b""
+
+    async def _walk(self, chunk: dict[str, Any], choices: object) -> bool:
+        """Filter every string of the chunk no text slot claims (deny by default).
+
+        A chunk of the usual shape — only the fields below, text in known slots — has none,
+        and is checked with set comparisons alone: this runs on every token.
+        """
+        if self._plain(chunk, choices):
+            return False
+        walker = self._walker
+        changed = await walker.walk("chunk", chunk, frozenset({(id(chunk), "choices")}))
+        if not isinstance(choices, list):
+            return changed
+        for choice in choices:
+            if isinstance(choice, dict):
+                skip = self._claimed(choice)
+                where = f"choice{choice.get('index', 0)}"
+                changed = await walker.walk(where, choice, skip, streaming=True) or changed
+        return changed
+
+    def _plain(self, chunk: dict[str, Any], choices: object) -> bool:
+        if not chunk.keys() <= _ENVELOPE or not isinstance(choices, list):
+            return False
+        for choice in choices:
+            if type(choice) is not dict or not choice.keys() <= self.choice_keys:
+                return False
+            delta = choice.get("delta")
+            if delta is not None and (type(delta) is not dict or not delta.keys() <= _DELTA_KEYS):
+                return False
+        return True
+
+    def _claimed(self, choice: dict[str, Any]) -> frozenset[tuple[int, str]]:
+        """The slots of one choice the codec filters itself."""
+        pairs = [(id(choice), "logprobs")]
+        delta = self._delta_of(choice)
+        if isinstance(delta, dict):
+            pairs.extend((id(delta), field) for field in self.text_fields)
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    pairs.append((id(function), "arguments"))
+        return frozenset(pairs)
+
+    async def _rewrite_one(
+        self, event: Event, chunk: dict[str, Any], choice: dict[str, Any]
+    ) -> bytes:
+        """The common chunk — one choice, no ``finish_reason`` — without the general path's
+        bookkeeping; what :meth:`_rewrite` would write for it, byte for byte."""
+        index = choice.get("index", 0)
+        self._choices.note(index)
+        logprobs = choice.get("logprobs") is not None
+        altered, held = await self._filter_delta(index, self._delta_of(choice), logprobs)
+        changed = altered or held
+        if changed:
+            choice["logprobs"] = None
+        out = self._emit(event, chunk, changed, changed and self._is_empty(choice))
+        return out + self._end_blocked() if self.blocked is not None else out
 
     async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
         """Filter one chunk's choices; the chunk, then any flushed text, then moved finishes.
@@ -144,14 +245,15 @@ class OpenAIChatStream(StreamCodec):
                 continue
             index = choice.get("index", 0)
             self._choices.note(index)
-            altered, held = await self._filter_delta(index, self._delta_of(choice))
-            if altered or (held and choice.get("logprobs") is not None):
+            logprobs = choice.get("logprobs") is not None
+            altered, held = await self._filter_delta(index, self._delta_of(choice), logprobs)
+            if altered or held:
                 changed = True
                 choice["logprobs"] = None
             finish_reason = choice.get("finish_reason")
             flush: dict[str, Any] = {}
             if self.blocked is None and finish_reason is not None:
-                flush = await self._finish_choice(index, _end_for(finish_reason))
+                flush = await self._finish_choice(index, end_for(finish_reason))
                 if flush:
                     flushes.append(self._choice(index, flush))
                 if self.blocked is None:
@@ -176,14 +278,16 @@ class OpenAIChatStream(StreamCodec):
         return isinstance(choice, dict) and self._is_empty(choice)
 
     def _emit(self, event: Event, chunk: dict[str, Any], changed: bool, emptied: bool) -> bytes:
-        if not changed:
+        if not changed and not self._walked:
             return reencode(event, event.data)  # fast path: the upstream's own data
         if emptied:
             return b""  # everything in it is held: an empty chunk would only add noise
         return reencode(event, _dumps(chunk))
 
-    async def _filter_delta(self, index: int, delta: object) -> tuple[bool, bool]:
+    async def _filter_delta(self, index: int, delta: object, track_held: bool) -> tuple[bool, bool]:
         """Filter every text field of one delta in place: (it changed, text is held).
+
+        Whether text is held is only asked (``track_held``) when the choice has logprobs.
 
         Once a block is decided, every later field and tool call of the delta is emptied:
         nothing that did not go through the stages leaves with the block.
@@ -201,7 +305,7 @@ class OpenAIChatStream(StreamCodec):
                 continue
             channel = self._choices.channel(index, field)
             release = await self.driver.filter(channel, piece)
-            held = held or self.driver.held(channel) > 0
+            held = held or (track_held and self.driver.held(channel) > 0)
             if release.text != piece:
                 delta[field] = release.text
                 altered = True
@@ -317,75 +421,9 @@ def _delta_is_empty(delta: object) -> bool:
     if not isinstance(delta, dict):
         return False
     for key, value in delta.items():
-        if key in _TEXT_FIELDS and (value == "" or value is None):
+        if key in TEXT_FIELDS and (value == "" or value is None):
             continue
         if key == "tool_calls" and value == []:
             continue
         return False
     return True
-
-
-class OpenAIChatBody(BodyCodec):
-    """Filters a ``chat.completion`` body: each choice's message, same channels as a stream."""
-
-    protocol: ClassVar[str] = PROTOCOL
-
-    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self.driver)
-        for choice in body.get("choices") or []:
-            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-                continue
-            if self.blocked is None:
-                await self._filter_choice(choices, choice)
-            else:  # a block ends the whole response: no later choice goes out unfiltered
-                _withhold(choice, choice["message"], from_tool=0)
-        return body
-
-    async def _filter_choice(self, choices: _Choices, choice: dict[str, Any]) -> None:
-        index = choice.get("index", 0)
-        message = choice["message"]
-        end = _end_for(choice.get("finish_reason"))
-        changed = False
-        for field in _TEXT_FIELDS:
-            text = message.get(field)
-            if isinstance(text, str) and text:
-                release = await self.driver.whole(choices.channel(index, field), text, end)
-                changed = changed or release.text != text
-                message[field] = release.text
-                if release.block:
-                    later = _TEXT_FIELDS[_TEXT_FIELDS.index(field) + 1 :]
-                    _withhold(choice, message, from_tool=0, fields=later)
-                    return
-        for tool, call in enumerate(message.get("tool_calls") or []):
-            function = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-                continue
-            choices.name_tool(index, tool, str(function.get("name", "")))
-            channel = choices.channel(index, "arguments", tool)
-            release = await self.driver.whole(channel, function["arguments"], end)
-            function["arguments"] = release.text
-            if release.block:
-                _withhold(choice, message, from_tool=tool, fields=())
-                return
-        if changed and "logprobs" in choice:
-            choice["logprobs"] = None
-
-
-def _withhold(
-    choice: dict[str, Any],
-    message: dict[str, Any],
-    from_tool: int,
-    fields: tuple[str, ...] = _TEXT_FIELDS,
-) -> None:
-    """Mark a choice blocked and empty what was not filtered (a cut tool call is dropped)."""
-    for field in fields:
-        if isinstance(message.get(field), str):
-            message[field] = ""
-    calls = message.get("tool_calls")
-    if isinstance(calls, list):
-        if calls[:from_tool]:
-            message["tool_calls"] = calls[:from_tool]
-        else:
-            message.pop("tool_calls")
-    choice["finish_reason"] = "content_filter"
-    choice["logprobs"] = None
