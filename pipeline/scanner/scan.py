@@ -98,17 +98,13 @@ class ScanStage:
         if final:
             return size
         rules = self._rules
-        longest = rules.longest
-        # Candidates further back than ``longest`` from the end are ignored: no match that
-        # long counts (only reachable with an explicit ``longest`` on unbounded patterns).
-        first = size
-        near_end = max(at, size - longest)
-        while (candidate := rules.open_candidates.search(hay, at, partial=True)) is not None:
-            start: int = candidate.start()
-            if size - start <= longest:
-                first = start
-                break
-            at = max(start + 1, near_end)
+        # An open candidate runs into the end of the text and is at most ``longest``
+        # characters long (longer ones are ignored, which only an explicit ``longest`` on
+        # unbounded patterns allows), so it starts in the last ``longest`` characters:
+        # searching only there keeps a long piece cheap.
+        near_end = max(at, size - rules.longest)
+        candidate = rules.open_candidates.search(hay, near_end, partial=True)
+        first: int = size if candidate is None else candidate.start()
         ending = rules.at_end.search(hay, near_end)
         if ending is not None and ending.start() < first:
             return int(ending.start())
