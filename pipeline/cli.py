@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--text", help="the reply text (default: a demo reply with PII)")
     simulate.add_argument("--first-token-delay-ms", type=float, default=0.0)
     simulate.add_argument("--inter-token-delay-ms", type=float, default=0.0)
+    simulate.set_defaults(handler=_run_simulate)
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of a config, for YAML editors",
+        description="The JSON Schema of a whole config (every installed stage's keys, with "
+        "their docs). Save it and add '# yaml-language-server: $schema=./streamsieve.schema"
+        ".json' as the first line of a config to get validation and completion as you type.",
+    )
+    schema.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+    schema.add_argument(
+        "--config", type=Path, help="also include the dotted-path stages this config uses"
+    )
+    schema.set_defaults(handler=_schema)
     add_commands(commands)  # replay, record: each sets its own ``handler``
     return parser
 
@@ -75,13 +88,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def _check_config(path: Path) -> int:
-    """Validate ``path`` and build every stage, as ``serve`` would, without serving."""
+def _checked(config: LoadedConfig) -> None:
+    """Build every stage as ``serve`` would and check their limits (:mod:`pipeline.bounds`).
+
+    Raises ConfigError for a limit that would let a cut-off match stream on; prints a loud
+    warning for one that only fails open because the config asked for ``pass``.
+    """
+    from pipeline.bounds import check_limits
     from pipeline.engine import build_plans
 
+    report = check_limits(config, build_plans(config))
+    for warning in report.warnings:
+        print(f"WARNING: {warning.render(config.source)}", file=sys.stderr)
+    if report.problems:
+        raise ConfigError(config.source, report.problems)
+
+
+def _check_config(path: Path) -> int:
+    """Validate ``path`` and build every stage, as ``serve`` would, without serving."""
     try:
         config = load_config(path)
-        build_plans(config)
+        _checked(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem.render(exc.source), file=sys.stderr)
@@ -141,6 +168,24 @@ async def _simulate(args: argparse.Namespace) -> None:
     await serve_forever(runner)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from pipeline.schema import write_schema
+
+    return write_schema(args.out, args.config)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    """``simulate``: serve the simulator until interrupted."""
+    try:
+        asyncio.run(_simulate(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"streamsieve: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _demo_config(simulator_port: int) -> Path:
     """The embedded default config, pointed at the simulator's port.
 
@@ -168,11 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.file)
     try:
-        if args.command == "simulate":
-            asyncio.run(_simulate(args))
-            return 0
         embedded = args.config is None
         config = load_config(_demo_config(args.simulator_port) if embedded else args.config)
+        _checked(config)
         if args.workers > 1 and args.port == 0:
             print("streamsieve: --workers needs a fixed --port (each binds it)", file=sys.stderr)
             return 2

@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.paths import PathError, canonical, glob_matches
 from pipeline.plugins import StageLoadError, resolve_stage
 from pipeline.stage import OverflowPolicy, StageConfig
+from pipeline.stagepath import importable_from
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Protocol(enum.StrEnum):
@@ -501,4 +502,5 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError(
             str(file), [Problem("", f"cannot read the file: {exc.strerror}")]
         ) from None
-    return parse_config(text, str(file))
+    with importable_from(file.parent):
+        return parse_config(text, str(file))

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from pipeline.bounds import OVERFLOW_ACTIONS
 from pipeline.plan import BoundStage, RoutePlan, build_plans
 from pipeline.slot import Pending, Slot, checked, merge_releases
 from pipeline.stage import (
@@ -157,12 +158,12 @@ class Chain:
         # block, or mask it all (``pass`` would release unfiltered text: treated as mask).
         slot = self._slots[0]
         held, self._pending, self._pending_chars = self._pending_chars, [], 0
-        finding = Finding(
-            "overflow", slot.bound.on_overflow.value, 0, held, slot.bound.id, self.channel.key
-        )
+        blocks = slot.bound.on_overflow is OverflowPolicy.BLOCK
+        action = "blocked" if blocks else "masked"
+        finding = Finding("overflow", action, 0, held, slot.bound.id, self.channel.key)
         self.findings.append(finding)
         log.warning("whole_response_overflow", channel=self.channel.key, held=held, bound=bound)
-        if slot.bound.on_overflow is OverflowPolicy.BLOCK:
+        if blocks:
             return Release(
                 block=f"{slot.bound.id}: response over its {bound} chars bound", findings=(finding,)
             )
@@ -324,7 +325,14 @@ class Chain:
         policy = slot.bound.on_overflow
         start = slot.fed - held
         findings.append(
-            Finding("overflow", policy.value, start, slot.fed, slot.bound.id, self.channel.key)
+            Finding(
+                "overflow",
+                OVERFLOW_ACTIONS[policy],
+                start,
+                slot.fed,
+                slot.bound.id,
+                self.channel.key,
+            )
         )
         log.warning(
             "stage_overflow",

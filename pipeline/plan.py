@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
+from pipeline.bounds import overflow_policy
 from pipeline.config import (
     BufferConfig,
     ConfigError,
@@ -76,7 +77,7 @@ class BoundStage:
             factory=factory,
             max_chars=min(limits),
             max_ms=min(ms_limits) if ms_limits else None,
-            on_overflow=config.on_overflow or buffer.on_overflow,
+            on_overflow=overflow_policy(config, factory, buffer),
             on_error=config.on_error,
             timeout_s=config.timeout_ms / 1000.0,
             mask=config.mask,

@@ -25,6 +25,13 @@ DISTRIBUTION = "streamsieve"
 """The distribution whose entries in :data:`ENTRY_POINT_GROUP` are the built-in stages."""
 
 
+IMPORT_HINT = (
+    "a dotted path is imported from the Python path and from the config file's directory: "
+    "put the module next to the config file, install its package (pip install -e DIR), "
+    "or add its directory to PYTHONPATH"
+)
+
+
 class StageLoadError(Exception):
     """A ``type:`` that names no usable stage; the message says what to change."""
 
@@ -36,7 +43,9 @@ def _import(target: str, origin: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StageLoadError(f"{origin} {target!r}: cannot import {module_name!r} ({exc})") from exc
+        raise StageLoadError(
+            f"{origin} {target!r}: cannot import {module_name!r} ({exc}); {IMPORT_HINT}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:

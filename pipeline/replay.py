@@ -7,9 +7,12 @@ how many characters it held and how long it took. The recording goes through the
 the network is missing. ``--rechunk SEED`` cuts the bytes at random (seeded) points, as a
 real network would, so one recording can show that the output does not depend on them.
 
-The clock of a replay is the upstream event index ("step"): a recording made with
-``curl -N`` keeps the bytes but not when they arrived. Bounds in characters apply as live;
-``max_holdback_ms`` bounds never fire, since a replay does not wait between events.
+The clock of a replay is the upstream event index ("step"), and, when the recording has
+its timing sidecar (:mod:`pipeline.timing`, written by ``streamsieve record``), the time
+each event arrived in milliseconds: the report then shows arrival against release. With
+``--pace SPEED`` the replay waits between reads as the upstream did (1 is real time), so
+``max_holdback_ms`` fires as it would live; without it the replay does not wait and such
+bounds never fire. A recording made with ``curl -N`` keeps the bytes but not the times.
 
 To see per stage what went in and out, the replay subscribes to the engine's observer hook
 (:class:`_Recorder`); the stages themselves run unwrapped, as live. ``streamsieve record``
@@ -30,6 +33,7 @@ import random
 import re
 import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +53,7 @@ from pipeline.stage import (
     Finding,
     Release,
 )
+from pipeline.timing import Timeline, sidecar
 
 __all__ = [
     "ReplayError",
@@ -123,6 +128,17 @@ class ReplayResult:
     blocked: str | None = None
     client_bytes: bytes = b""
     stage_ids: tuple[str, ...] = ()
+    step_ms: list[float] | None = None
+    """When each upstream event (step) arrived, in ms since the request was sent: as
+    recorded, or as measured while pacing; None when the recording has no times."""
+    paced: float | None = None
+    """The ``--pace`` speed the replay waited at, or None when it did not wait."""
+
+    def at(self, step: int) -> float | None:
+        """The arrival time of ``step`` in ms, when the replay is timed."""
+        if self.step_ms is None or not self.step_ms:
+            return None
+        return self.step_ms[min(step, len(self.step_ms) - 1)]
 
     def texts(self) -> dict[str, str]:
         """The client-side text per channel."""
@@ -280,6 +296,42 @@ def rechunk(data: bytes, seed: int | None) -> list[bytes]:
     return reads
 
 
+def _timed_reads(
+    data: bytes, seed: int | None, timeline: Timeline | None
+) -> list[tuple[float | None, bytes]]:
+    """The reads to feed, each with its arrival time when the recording is timed: the
+    recorded reads as they came, or random cuts each timed by its last byte."""
+    if timeline is None:
+        return [(None, piece) for piece in rechunk(data, seed)]
+    if seed is None:
+        return [(ms, piece) for ms, piece in timeline.pieces(data) if piece]
+    out: list[tuple[float | None, bytes]] = []
+    at = 0
+    for piece in rechunk(data, seed):
+        at += len(piece)
+        out.append((timeline.arrival(at - 1), piece))
+    return out
+
+
+class _Clock:
+    """Waits between reads as the upstream did, scaled by ``pace``; no-op without it."""
+
+    __slots__ = ("_pace", "_start")
+
+    def __init__(self, pace: float | None) -> None:
+        self._pace = pace
+        self._start = time.monotonic()
+
+    def now_ms(self) -> float:
+        return (time.monotonic() - self._start) * 1000.0
+
+    async def wait_until(self, ms: float) -> None:
+        if self._pace:
+            delay = ms / self._pace / 1000.0 - (time.monotonic() - self._start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
 def _choose_protocol(requested: str | None, plan: RoutePlan, data: bytes) -> Protocol:
     if requested:
         protocol = Protocol(requested)
@@ -303,16 +355,26 @@ async def replay(
     seed: int | None = None,
     protocol: str | None = None,
     request: RequestInfo | None = None,
+    timeline: Timeline | None = None,
+    pace: float | None = None,
 ) -> ReplayResult:
-    """Run the recorded upstream bytes ``data`` through ``route``'s stages, offline."""
+    """Run the recorded upstream bytes ``data`` through ``route``'s stages, offline.
+
+    ``timeline`` (the recording's timing sidecar) places every read in time; ``pace``
+    (requires it) waits between reads at that speed, 1.0 being the upstream's own.
+    """
+    if pace is not None and (timeline is None or pace <= 0):
+        raise ReplayError("--pace needs the recording's timing file and a speed above 0")
     plans = build_plans(config)
     if route not in plans:
         raise ReplayError(f"no route named {route!r}; routes: {', '.join(plans)}")
     chosen = _choose_protocol(protocol, plans[route], data)
     info = request or RequestInfo(stream=True)
     log = _Log()
-    reads = rechunk(data, seed)
+    reads = _timed_reads(data, seed, timeline)
     result = ReplayResult(route, chosen, len(reads), len(data))
+    result.step_ms = [] if timeline is not None else None
+    result.paced = pace
     plan = _recording_plan(plans[route], log)
     result.stage_ids = tuple(bound.id for bound in plan.stages)
     driver = StreamDriver(
@@ -321,19 +383,27 @@ async def replay(
     decoder = SSEDecoder(config.proxy.limits.max_event_bytes)
     out: list[bytes] = []
 
-    async def deliver(items: Sequence[Event | Comment]) -> None:
+    clock = _Clock(pace)
+
+    async def deliver(items: Sequence[Event | Comment], ms: float | None) -> None:
         for item in items:
             if driver.done:
                 return
             log.step = result.events
             result.events += 1
+            if result.step_ms is not None and ms is not None:
+                result.step_ms.append(clock.now_ms() if pace else ms)
             out.append(await driver.feed([item]))
 
-    for piece in reads:
-        await deliver(decoder.feed(piece))
+    last_ms: float | None = None
+    for ms, piece in reads:
+        if ms is not None:
+            await clock.wait_until(ms)
+            last_ms = ms
+        await deliver(decoder.feed(piece), ms)
         if driver.done:
             break
-    await deliver(decoder.close())
+    await deliver(decoder.close(), last_ms)
     out.append(await driver.end())
     result.calls = log.calls
     result.findings = driver.findings
@@ -345,6 +415,10 @@ async def replay(
 def format_report(result: ReplayResult, seed: int | None) -> str:
     """The plain-text summary ``streamsieve replay`` prints."""
     how = f"random reads, seed {seed}" if seed is not None else "one read per event"
+    if result.step_ms is not None:
+        how += ", recorded read times" if seed is None else ", timed by the recording"
+        if result.paced:
+            how += f", paced at {result.paced:g}x"
     lines = [
         f"route {result.route!r} ({result.protocol.value}): {result.events} events, "
         f"{result.size} bytes in {result.reads} reads ({how})",
@@ -370,6 +444,16 @@ def format_report(result: ReplayResult, seed: int | None) -> str:
     return "\n".join(lines)
 
 
+def _timeline(args: argparse.Namespace, data: bytes) -> Timeline | None:
+    """``--times FILE``, else the recording's own sidecar when there is one."""
+    if args.no_times:
+        return None
+    path = args.times or sidecar(Path(args.recording))
+    if args.times is None and not path.is_file():
+        return None
+    return Timeline.load(path, data)
+
+
 def _request_info(path: Path | None) -> RequestInfo:
     if path is None:
         return RequestInfo(stream=True)
@@ -392,12 +476,14 @@ def _replay_command(args: argparse.Namespace) -> int:
                 seed=args.rechunk,
                 protocol=args.protocol,
                 request=_request_info(args.request),
+                timeline=_timeline(args, data),
+                pace=args.pace,
             )
         )
     except ConfigError as exc:
         print(f"streamsieve replay: the config has problems:\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, ReplayError) as exc:
+    except (OSError, ValueError, ReplayError) as exc:
         print(f"streamsieve replay: {exc}", file=sys.stderr)
         return 2
     print(format_report(result, args.rechunk))
@@ -421,19 +507,22 @@ class Recording:
 async def record(
     url: str, out: Path, data: bytes, headers: Mapping[str, str] | None = None
 ) -> Recording:
-    """POST ``data`` to ``url`` and write the reply's raw bytes to ``out`` as they arrive."""
+    """POST ``data`` to ``url`` and write the reply's raw bytes to ``out`` as they arrive,
+    and when each read arrived to ``out``'s timing sidecar (the bytes stay untouched)."""
     sent = {"Content-Type": "application/json", "Accept-Encoding": "identity", **(headers or {})}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
     size = 0
-    async with (
-        aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
-        session.post(url, data=data, headers=sent) as reply,
-    ):
-        with out.open("wb") as file:
-            async for piece in reply.content.iter_any():
-                file.write(piece)
-                size += len(piece)
-        return Recording(reply.status, reply.content_type, size)
+    timeline = Timeline()
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        start = time.monotonic()
+        async with session.post(url, data=data, headers=sent) as reply:
+            with out.open("wb") as file:
+                async for piece in reply.content.iter_any():
+                    timeline.add((time.monotonic() - start) * 1000.0, len(piece))
+                    file.write(piece)
+                    size += len(piece)
+            timeline.save(sidecar(out))
+            return Recording(reply.status, reply.content_type, size)
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -453,6 +542,7 @@ def _record_command(args: argparse.Namespace) -> int:
         print(f"streamsieve record: {exc}", file=sys.stderr)
         return 1
     print(f"saved {saved.size} bytes (HTTP {saved.status}, {saved.content_type}) to {args.out}")
+    print(f"and when each read arrived to {sidecar(Path(args.out))}")
     if saved.status >= 300:
         print("streamsieve record: the upstream answered with an error", file=sys.stderr)
         return 1
@@ -480,6 +570,13 @@ def add_commands(commands: Any) -> None:
     run.add_argument("--protocol", choices=[p.value for p in ADAPTERS])
     run.add_argument("--request", type=Path, help="the request body JSON (JSON mode, tools)")
     run.add_argument("--html", type=Path, metavar="REPORT.html", help="write a visual report")
+    run.add_argument(
+        "--times", type=Path, help="the timing file (default: RECORDING.times.json if present)"
+    )
+    run.add_argument("--no-times", action="store_true", help="ignore the recording's times")
+    run.add_argument(
+        "--pace", type=float, metavar="SPEED", help="wait as the upstream did (1 = real time)"
+    )
     run.set_defaults(handler=_replay_command)
 
     rec = commands.add_parser(

@@ -162,7 +162,7 @@ class ErrorPolicy(enum.StrEnum):
 class StageConfig(BaseModel):
     """Keys every stage accepts in YAML; a stage's own model extends this one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str
     """The stage's registered name (``redact``, ``profanity``, ``json``, a plug-in's name,
@@ -198,6 +198,9 @@ class StageFactory(ABC, Generic[ConfigT]):
 
     config_model: ClassVar[type[StageConfig]] = StageConfig
     is_async: ClassVar[bool] = False
+    safe_overflow: ClassVar[OverflowPolicy | None] = None
+    """The overflow policy this stage needs when its entry names none (``block`` for a
+    safety stage, whose half-seen match must not stream on); None: the route's."""
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

@@ -20,6 +20,7 @@ from aiohttp import web
 from pipeline.cli import _parser
 from pipeline.config import ConfigError, parse_config
 from pipeline.plugins import ENTRY_POINT_GROUP, installed_plugins, resolve_stage
+from pipeline.simulator._control import _SimControl
 from pipeline.stage import StageFactory
 from pipeline.testing import acheck_stage, assert_compliant, check_stage, run_factory
 from tests.conftest import StackFactory
@@ -201,7 +202,7 @@ def test_keyword_blocklist_bad_entry_is_a_config_problem_with_its_line(tmp_path:
       - type: keyword_blocklist
         list_file: "{listing}"
 """
-    with pytest.raises(ConfigError, match="blocklist line 2: not a valid regex"):
+    with pytest.raises(ConfigError, match="rule blocklist:line2: not a valid regex"):
         parse_config(text)
 
 
@@ -383,6 +384,7 @@ def test_guide_python_blocks_run(guide: ModuleType) -> None:
         == run_factory(guide.TicketMaskFactory(guide.TicketMaskConfig()), ["TKT-0001"]).text
     )
     assert "abusive language" == guide.run.block
+    assert guide.sim == _SimControl.model_validate(guide.sim).model_dump(exclude_unset=True)
 
 
 def test_guide_yaml_blocks_are_valid_configs(guide: ModuleType) -> None:
@@ -432,7 +434,7 @@ def test_guide_shell_commands_parse_with_the_real_cli() -> None:
         for line in block.replace("\\\n", " ").splitlines()
         if line.startswith("streamsieve ")
     ]
-    assert 3 == len(commands)
+    assert 4 == len(commands)
     for argv in commands:
         args = _parser().parse_args(argv[1:])
         assert callable(args.handler)

@@ -28,5 +28,12 @@ def test_wheel_contains_code_config_and_word_list(tmp_path: Path) -> None:
         "filters/registry.py",
         "pipeline/_config/default.yaml",
         "pipeline/_config/wordlists/en.txt",
+        "pipeline/scanner/__init__.py",
+        "pipeline/testing/__init__.py",
+        "pipeline/testing/kit.py",
     }
     assert set() == expected - names
+    [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Provides-Extra: testing" in text
+    assert "Requires-Dist: hypothesis>=6.100; extra == 'testing'" in text

@@ -1,8 +1,9 @@
 """``type: moderation_service``: ask an external moderation HTTP service about each window.
 
-The stage holds text until a sentence ends (``.``, ``!`` or ``?`` and the whitespace after
-them, or a line break) or ``window_chars`` characters have gathered, then POSTs the window to the
-service and releases it only if the service did not flag it. Windows depend only on the
+The framework (:class:`pipeline.scanner.WindowFactory`) holds text until a sentence ends
+(``.``, ``!`` or ``?`` and the whitespace after them, or a line break) or ``window_chars``
+characters have gathered; this stage POSTs each window to the service, and the window is
+released only if the service did not flag it. Windows depend only on the
 text, never on how it was split, so the service sees the same windows however the upstream
 chunked the stream.
 
@@ -19,18 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import Field, field_validator
 
-from pipeline.stage import Channel, ChannelEnd, Finding, Release, StageConfig, StageFactory
+from pipeline.scanner import KEEP, Action, Decision, Hit, WindowFactory
+from pipeline.stage import StageConfig
 
-__all__ = ["ModerationServiceConfig", "ModerationServiceFactory", "ModerationServiceStage"]
-
-_SENTENCE_END = re.compile(r"[.!?]+\s|\n")
+__all__ = ["ModerationServiceConfig", "ModerationServiceFactory"]
 
 
 class ModerationServiceConfig(StageConfig):
@@ -56,77 +55,10 @@ class ModerationServiceConfig(StageConfig):
         return url
 
 
-def windows(text: str, size: int) -> tuple[list[str], str]:
-    """The complete windows at the start of ``text``, and the rest (shorter than a window)."""
-    out: list[str] = []
-    start = 0
-    while True:
-        # Searching inside the window only: a full window ends at the same place whether or
-        # not a sentence also ends on its last character.
-        end = _SENTENCE_END.search(text, start, start + size)
-        if end is not None:
-            out.append(text[start : end.end()])
-            start = end.end()
-        elif len(text) - start >= size:
-            out.append(text[start : start + size])
-            start += size
-        else:
-            return out, text[start:]
-
-
-class ModerationServiceStage:
-    """One channel: the text waiting for its window to close, and its offset."""
-
-    __slots__ = ("_buffer", "_factory", "_offset")
-
-    def __init__(self, factory: ModerationServiceFactory) -> None:
-        self._factory = factory
-        self._buffer = ""
-        self._offset = 0
-
-    @property
-    def held(self) -> int:
-        return len(self._buffer)
-
-    async def feed(self, text: str) -> Release:
-        ready, self._buffer = windows(self._buffer + text, self._factory.config.window_chars)
-        return await self._judge(ready)
-
-    async def finish(self, end: ChannelEnd) -> Release:
-        rest, self._buffer = self._buffer, ""
-        return await self._judge([rest] if rest else [])
-
-    async def _judge(self, ready: list[str]) -> Release:
-        """Ask about every window at once; release them in order up to a blocked one."""
-        if not ready:
-            return Release()
-        verdicts = await self._factory.moderate(ready)
-        config = self._factory.config
-        out: list[str] = []
-        findings: list[Finding] = []
-        for window, categories in zip(ready, verdicts, strict=True):
-            start, self._offset = self._offset, self._offset + len(window)
-            if categories is None:
-                out.append(window)
-                continue
-            action = "blocked" if config.action == "block" else "masked"
-            found = Finding(f"moderation:{','.join(categories)}", action, start, self._offset)
-            findings.append(found)
-            if config.action == "block":
-                return Release(
-                    "".join(out),
-                    block=f"moderation service: {found.rule}",
-                    findings=tuple(findings),
-                )
-            out.append(config.mask)
-        return Release("".join(out), findings=tuple(findings))
-
-
-class ModerationServiceFactory(StageFactory[ModerationServiceConfig]):
-    """Holds the endpoint and credentials; every opened stage calls through ``moderate``."""
+class ModerationServiceFactory(WindowFactory[ModerationServiceConfig]):
+    """Holds the endpoint and credentials; the framework windows each channel."""
 
     config_model = ModerationServiceConfig
-    is_async: ClassVar[bool] = True
 
     def __init__(self, config: ModerationServiceConfig) -> None:
         super().__init__(config)
@@ -138,11 +70,21 @@ class ModerationServiceFactory(StageFactory[ModerationServiceConfig]):
             self.headers["Authorization"] = f"Bearer {key}"
 
     @property
-    def max_holdback(self) -> int:
+    def window_chars(self) -> int:
         return self.config.window_chars
 
-    def open(self, channel: Channel) -> ModerationServiceStage:
-        return ModerationServiceStage(self)
+    async def on_windows(self, ready: Sequence[Hit]) -> list[Decision]:
+        """One service call per window, all at once; a flagged window is blocked or masked."""
+        verdicts = await self.moderate([window.text for window in ready])
+        return [self._decide(categories) for categories in verdicts]
+
+    def _decide(self, categories: list[str] | None) -> Decision:
+        if categories is None:
+            return KEEP
+        rule = f"moderation:{','.join(categories)}"
+        if self.config.action == "mask":
+            return Decision(Action.MASK, rule=rule)
+        return Decision(Action.BLOCK, f"moderation service: {rule}", rule)
 
     async def moderate(self, texts: list[str]) -> list[list[str] | None]:
         """Per text, the flagged categories (sorted), or None when it is not flagged.

@@ -1,332 +1,58 @@
-"""Test helpers for stage authors, shipped in the package so third parties test alike.
+"""The compliance kit: the properties every stage must have, built-in or custom.
 
-``run_stage`` drives a stage through any chunking exactly as the engine would, and
-``chunkings`` is a hypothesis strategy that splits a text at random points (down to one
-character per piece). Together they state the main property of a stage: the output does
-not depend on where the upstream happened to split the text.
-
-The compliance kit (:func:`check_stage`, :func:`assert_compliant`, :func:`acheck_stage`)
-checks every property of the contract at once, for any factory, from any pytest suite::
-
-    from pipeline.testing import assert_compliant
-
-    def test_my_stage_is_compliant() -> None:
-        assert_compliant(MyFactory(MyConfig(type="my_stage")), ["text with a match", "none"])
+Needs hypothesis (``pip install "streamsieve[testing]"``): it explores random chunkings
+and shrinks a failing one to the smallest split that breaks a property.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
-import inspect
 import itertools
+import json
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
 
-from pipeline.driver import StreamDriver
 from pipeline.plugins import StageLoadError, check_open
-from pipeline.sse import SSEDecoder
-from pipeline.stage import (
-    AsyncStage,
-    Channel,
-    ChannelEnd,
-    ChannelKind,
-    Finding,
-    Release,
-    Stage,
-    StageFactory,
+from pipeline.stage import Channel, ChannelEnd, ChannelKind, Finding, Release, StageFactory
+from pipeline.testing.overlap import rule_texts
+from pipeline.testing.report import (
+    Check,
+    ComplianceReport,
+    Failure,
+    _blocked,
+    _BrokenError,
+    _clip,
+    _fixed_chunkings,
+    _Outcome,
+    _outcome_of,
+    _show,
+    _Trace,
 )
-
-TEXT_CHANNEL = Channel(key="choice0.content", kind=ChannelKind.TEXT)
-JSON_CHANNEL = Channel(key="choice0.tool0.arguments", kind=ChannelKind.JSON)
-
-
-@dataclass(slots=True)
-class StageRun:
-    """What one stage did with one chunked channel."""
-
-    text: str = ""
-    """Everything released, in order, until the end or the block."""
-    block: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    max_held: int = 0
-    """The most characters the stage held after any single call."""
-    held_after_finish: int = 0
-    releases: list[str] = field(default_factory=list)
-    """What each call released (the last entry is ``finish``'s), for latency assertions."""
-
-
-class _Driver:
-    """Calls stage methods; awaits async ones on one private event loop, made on first need.
-
-    One loop for a whole run (not one per call) so an async stage may keep loop-bound
-    objects, such as an HTTP client, across its calls.
-    """
-
-    __slots__ = ("_runner",)
-
-    def __init__(self) -> None:
-        self._runner: asyncio.Runner | None = None
-
-    def __enter__(self) -> _Driver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            self._runner.close()
-
-    def call(self, value: Release | Awaitable[Release]) -> Release:
-        if not inspect.isawaitable(value):
-            return value
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        return self._runner.run(_awaited(value))
-
-
-async def _awaited(value: Awaitable[Release]) -> Release:
-    return await value
-
-
-def run_stage(
-    stage: Stage | AsyncStage,
-    chunks: Sequence[str],
-    end: ChannelEnd = ChannelEnd.COMPLETE,
-) -> StageRun:
-    """Feed ``chunks`` one by one, then ``finish``; stop at the first block.
-
-    Works for sync stages directly and for async stages outside a running event loop (use
-    :func:`arun_stage` inside one).
-    """
-    run = StageRun()
-    with _Driver() as driver:
-        for chunk in chunks:
-            if _absorb(run, driver.call(stage.feed(chunk)), stage):
-                return run
-        _absorb(run, driver.call(stage.finish(end)), stage)
-    run.held_after_finish = stage.held
-    return run
-
-
-async def arun_stage(
-    stage: Stage | AsyncStage,
-    chunks: Sequence[str],
-    end: ChannelEnd = ChannelEnd.COMPLETE,
-) -> StageRun:
-    """:func:`run_stage` for use inside a running event loop (async or sync stages)."""
-    run = StageRun()
-    for chunk in chunks:
-        result: Any = stage.feed(chunk)
-        if _absorb(run, await result if inspect.isawaitable(result) else result, stage):
-            return run
-    result = stage.finish(end)
-    _absorb(run, await result if inspect.isawaitable(result) else result, stage)
-    run.held_after_finish = stage.held
-    return run
-
-
-def _absorb(run: StageRun, release: Release, stage: Stage | AsyncStage) -> bool:
-    run.text += release.text
-    run.releases.append(release.text)
-    run.findings.extend(release.findings)
-    run.max_held = max(run.max_held, stage.held)
-    if release.block:
-        run.block = release.block
-        return True
-    return False
-
-
-def drive_stream(adapter: StreamDriver, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
-    """What a client receives when ``raw`` (an upstream SSE body) reaches ``adapter`` in
-    network reads cut at the byte offsets ``cuts``: the proxy's read loop, without sockets.
-    """
-    out = bytearray()
-    decoder = SSEDecoder()
-
-    async def run() -> None:
-        points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
-        for a, b in itertools.pairwise(points):
-            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
-            if adapter.done:
-                return
-        out.extend(await adapter.feed(decoder.close()))
-        out.extend(await adapter.end())
-
-    asyncio.run(run())
-    return bytes(out)
-
-
-def fresh(channel: Channel) -> Channel:
-    """``channel`` as the first channel of a new response (its own ``scope``), as the
-    engine opens it: module-level channels like :data:`TEXT_CHANNEL` must not carry state
-    from one run into the next."""
-    return dataclasses.replace(channel, scope={})
-
-
-def run_factory(
-    factory: StageFactory[Any],
-    chunks: Sequence[str],
-    channel: Channel = TEXT_CHANNEL,
-    end: ChannelEnd = ChannelEnd.COMPLETE,
-) -> StageRun:
-    """Open a fresh stage from ``factory`` for ``channel`` and :func:`run_stage` it."""
-    return run_stage(factory.open(fresh(channel)), chunks, end)
-
-
-def split_at(text: str, cuts: Sequence[int]) -> list[str]:
-    """``text`` cut at the given offsets (sorted, deduplicated, clipped to the text)."""
-    points = sorted({c for c in cuts if 0 < c < len(text)})
-    bounds = [0, *points, len(text)]
-    return [text[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-@st.composite
-def chunkings(draw: st.DrawFn, text: str) -> list[str]:
-    """A random split of ``text`` into non-empty pieces, down to one character each."""
-    if len(text) <= 1:
-        return [text] if text else []
-    mode = draw(st.sampled_from(["random", "chars", "whole"]))
-    if mode == "chars":
-        return list(text)
-    if mode == "whole":
-        return [text]
-    cuts = draw(st.lists(st.integers(min_value=1, max_value=len(text) - 1), max_size=len(text)))
-    return split_at(text, cuts)
-
-
-# The compliance kit: the properties every stage must have, built-in or custom.
-
-
-class Check(enum.StrEnum):
-    """One property the compliance kit verifies; a :class:`Failure` names the one it broke."""
-
-    CONTRACT = "contract"
-    """``open`` returns a stage with ``held``/``feed``/``finish`` matching ``is_async``."""
-    ERROR = "error"
-    """The stage raised, or returned something that is not a :class:`Release`."""
-    REOPEN = "reopen"
-    """A stage opened after another one ran gives the same result for the same input."""
-    CHUNKING = "chunking"
-    """The output (text, block reason, findings' rule and span) is the same for every split."""
-    HOLDBACK = "holdback"
-    """``held`` never exceeds the factory's ``max_holdback`` after a ``feed``."""
-    FINISH = "finish"
-    """``held`` is 0 after ``finish``: everything held was released or decided."""
-    EMPTY_FEED = "empty-feed"
-    """``feed("")`` changes nothing."""
-    ISOLATION = "isolation"
-    """Two stages open at once (two channels or streams) do not affect each other."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One broken property, with a message that says what happened and on which input."""
-
-    check: Check
-    message: str
-
-    def __str__(self) -> str:
-        return f"[{self.check}] {self.message}"
-
-
-@dataclass(slots=True)
-class ComplianceReport:
-    """What :func:`check_stage` found for one factory."""
-
-    stage: str
-    """The factory's class name."""
-    failures: list[Failure] = field(default_factory=list)
-    runs: int = 0
-    """Stages opened and driven to the end, for a sense of how much was tried."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def of(self, check: Check) -> list[Failure]:
-        """The failures of one property."""
-        return [f for f in self.failures if f.check is check]
-
-    def assert_ok(self) -> None:
-        """Raise AssertionError listing every failure (for async tests, after acheck_stage)."""
-        if self.failures:
-            raise AssertionError(str(self))
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.stage}: compliant ({self.runs} runs)"
-        lines = [f"{self.stage}: {len(self.failures)} compliance failure(s) in {self.runs} runs"]
-        lines.extend(f"  {failure}" for failure in self.failures)
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What a run produced, in the terms chunking must not change."""
-
-    text: str
-    block: str | None
-    findings: tuple[tuple[str, int, int], ...]
-
-    def difference(self, expected: _Outcome) -> str:
-        """How this outcome differs from ``expected``, in one phrase."""
-        if self.text != expected.text:
-            at = _common_prefix(self.text, expected.text)
-            return (
-                f"text {_clip(self.text, at)} instead of {_clip(expected.text, at)} "
-                f"(first difference at character {at})"
-            )
-        if self.block != expected.block:
-            return f"block reason {self.block!r} instead of {expected.block!r}"
-        return f"findings (rule, start, end) {self.findings} instead of {expected.findings}"
-
-
-@dataclass(slots=True)
-class _Trace:
-    """One run of one opened stage, with the numbers the checks look at."""
-
-    chunks: Sequence[str]
-    outcome: _Outcome
-    max_held: int
-    """The most ``held`` reported after any ``feed`` (``finish`` is checked separately)."""
-    held_after_finish: int
-    error: str | None = None
-
-
-_EXCERPT = 24
-_MAX_CUTS = 200
-
-
-def _clip(text: str, at: int) -> str:
-    """``text`` around offset ``at``, short enough for a failure message."""
-    start = max(0, at - _EXCERPT)
-    head = "…" if start else ""
-    tail = "…" if at + _EXCERPT < len(text) else ""
-    return head + repr(text[start : at + _EXCERPT]) + tail
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the common prefix of ``a`` and ``b``."""
-    size = min(len(a), len(b))
-    return next((i for i in range(size) if a[i] != b[i]), size)
-
-
-def _show(chunks: Sequence[str]) -> str:
-    shown = repr(list(chunks))
-    return shown if len(shown) <= 120 else shown[:117] + "..."
-
-
-class _BrokenError(Exception):
-    """Raised inside the hypothesis property so it shrinks to the smallest bad chunking."""
-
-    def __init__(self, check: Check, message: str) -> None:
-        super().__init__(message)
-        self.check = check
-        self.message = message
+from pipeline.testing.run import TEXT_CHANNEL, _Driver, fresh, split_at
+from pipeline.testing.strategies import chunkings
+
+__all__ = ["acheck_stage", "assert_compliant", "check_stage"]
+
+
+def _quiet(examples: int) -> settings:
+    """Hypothesis settings for the kit: reproducible, silent, no database, no deadline."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.filter_too_much,
+        ],
+    )
 
 
 class _Kit:
@@ -446,6 +172,7 @@ class _Kit:
         first = self.run([text] if text else [])
         if Check.ERROR in self.report_first([first], first.outcome):
             return
+        self.check_json(text, first.outcome)
         again = self.run([text] if text else [])
         if again.outcome != first.outcome:
             self.fail(
@@ -462,6 +189,47 @@ class _Kit:
         self.check_empty_feeds(text)
         self.check_isolation(text, other)
 
+    def check_json(self, text: str, outcome: _Outcome) -> None:
+        """On a JSON channel, a document that parsed before the stage parses after it."""
+        if self.channel.kind is not ChannelKind.JSON or outcome.block is not None:
+            return
+        try:
+            json.loads(text)
+        except ValueError:
+            return  # not a whole document: nothing to keep parseable
+        try:
+            json.loads(outcome.text)
+        except json.JSONDecodeError as exc:
+            self.fail(
+                Check.JSON,
+                f"output is not valid JSON any more ({exc}): {_clip(outcome.text, exc.pos)} "
+                f"from {_clip(text, 0)}; escape replacements inside JSON strings "
+                "(pipeline.scanner does it for you)",
+            )
+
+    def check_overlaps(self, examples: int) -> None:
+        """Texts from the stage's own rules: every chunking gives the one-feed result."""
+        texts = rule_texts(self.factory)
+        if texts is None:
+            return
+
+        @_quiet(examples)
+        @given(st.data(), texts)
+        def prop(data: st.DataObject, text: str) -> None:
+            whole = self.run([text])
+            chunks = data.draw(chunkings(text))
+            trace = self.run(chunks)
+            for check, message in self.problems(trace, whole.outcome):
+                raise _BrokenError(
+                    Check.OVERLAP if check is Check.CHUNKING else check,
+                    f"on a text built from the stage's own rules, {message}",
+                )
+
+        try:
+            prop()
+        except _BrokenError as exc:
+            self.fail(exc.check, exc.message)
+
     def check_empty_feeds(self, text: str) -> None:
         """The same split with ``""`` fed before, between and after the pieces."""
         pieces = split_at(text, [len(text) // 2])
@@ -477,18 +245,7 @@ class _Kit:
     def explore(self, text: str, expected: _Outcome, examples: int, failed: set[Check]) -> None:
         """Random chunkings by hypothesis, shrunk to the smallest one that breaks something."""
 
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            verbosity=Verbosity.quiet,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.large_base_example,
-            ],
-        )
+        @_quiet(examples)
         @given(chunkings(text))
         def prop(chunks: list[str]) -> None:
             for check, message in self.problems(self.run(chunks), expected):
@@ -546,28 +303,6 @@ class _Kit:
                 return
 
 
-def _blocked(releases: Sequence[Release]) -> bool:
-    return bool(releases) and bool(releases[-1].block)
-
-
-def _outcome_of(releases: Sequence[Release]) -> _Outcome:
-    findings = tuple((f.rule, f.start, f.end) for r in releases for f in r.findings)
-    block = releases[-1].block if releases else None
-    return _Outcome("".join(r.text for r in releases), block, findings)
-
-
-def _fixed_chunkings(text: str) -> list[list[str]]:
-    """The text cut once at each position (at most 200), and one character per feed.
-
-    Deterministic, so the most common faults (a match cut in two) show up on every run
-    whatever hypothesis draws.
-    """
-    if len(text) < 2:
-        return []
-    step = max(1, (len(text) - 1) // _MAX_CUTS)
-    return [split_at(text, [cut]) for cut in range(1, len(text), step)] + [list(text)]
-
-
 def _check_contract(factory: StageFactory[Any], channel: Channel) -> str | None:
     """What is wrong with the stages ``factory`` opens, or None."""
     try:
@@ -621,6 +356,8 @@ def check_stage(
             kit.check_text(text, texts[(index + 1) % len(texts)], examples)
             if report.of(Check.REOPEN):
                 break  # every later comparison would only repeat it
+        if not report.failures:
+            kit.check_overlaps(examples)
         kit.close()
     return report
 
