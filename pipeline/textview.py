@@ -525,6 +525,32 @@ class TextView:
         characters that produced no view character go with the text before them."""
         return self._stable if v >= self._vend else self.start_of(v)
 
+    def flat_from(self, v: int) -> bool:
+        """Whether the view from ``v`` to its end maps one to one onto the original (the
+        common case: then offsets differ by a constant and need no lookup)."""
+        if v >= self._vend:
+            return True
+        return self._lin[-1] and v >= self._v0[-1]
+
+    def reach(self, v: int, limit: int) -> int:
+        """The furthest view offset ``w`` (at most :attr:`view_end`) whose span
+        ``[v, w)`` covers at most ``limit`` original characters: a window bounded in
+        original characters, as hold-back bounds are."""
+        end = self._vend
+        if v >= end:
+            return end
+        if self.flat_from(v):
+            return min(end, v + limit)
+        origin = self.start_of(v)
+        lo, hi = v, end
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.end_of(mid) - origin <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
     def original(self, start: int, end: int) -> str:
         """The original text of ``[start, end)`` (not yet forgotten)."""
         if start < self._obase:
@@ -554,6 +580,11 @@ class TextView:
         self._obase = orig
 
     # --- JSON -------------------------------------------------------------------------
+
+    @property
+    def json(self) -> bool:
+        """Whether this is a JSON channel's view (strings decoded)."""
+        return self._json
 
     def in_string(self, v: int) -> bool:
         """JSON: whether view character ``v`` lies inside a string body (for ``v`` at the

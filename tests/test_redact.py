@@ -479,7 +479,9 @@ def test_one_character_feeds_match_the_whole_text_for_every_sample() -> None:
 
 
 def test_unicode_text_passes_through() -> None:
-    """Non-ASCII letters and digits are neither matched nor damaged."""
+    """Non-ASCII letters and digits are neither matched nor damaged; fullwidth digits are
+    digits to the normalised view (issue 13), and raw text only without it."""
     fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in "415-555-0123")
     text = f"Grüße, ١٢٣٤٥٦٧٨٩٠١٢٣٤ und José — 电话 {fullwidth}."
-    assert text == redact(list(text)).text
+    assert text == redact(list(text), normalise=False).text
+    assert text.replace(fullwidth, "[PHONE]") == redact(list(text)).text

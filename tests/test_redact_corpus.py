@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from filters.detectors import BUILTIN, BUILTIN_NAMES
 from filters.redact import RedactConfig, RedactFactory
+from filters.redact.detectors import BUILTIN, BUILTIN_NAMES
 from pipeline.stage import Channel, Finding
 from pipeline.testing import JSON_CHANNEL, TEXT_CHANNEL, run_factory
 
@@ -84,6 +84,15 @@ def _sample(name: str, text: str, channel: Channel, secrets: list[tuple[str, str
     return Sample(name, text, channel, tuple(labels))
 
 
+def _source_sample(name: str, source: str, secrets: list[tuple[str, str]]) -> Sample:
+    """A JSON channel fed ``source`` as written, its secrets as written there."""
+    labels = []
+    for detector, written in secrets:
+        start = source.index(written)
+        labels.append((detector, start, start + len(written)))
+    return Sample(name, source, JSON_CHANNEL, tuple(labels))
+
+
 def _load(name: str) -> Any:
     return yaml.safe_load((CORPUS / name).read_text(encoding="utf-8"))
 
@@ -106,7 +115,9 @@ def samples() -> tuple[Sample, ...]:
                     found.append(_sample(f"{name}.json{t}", text, JSON_CHANNEL, secrets))
     for doc in _load("documents.yaml"):
         secrets = [(s["detector"], s["value"]) for s in doc["secrets"]]
-        if "json" in doc:
+        if "json_source" in doc:
+            found.append(_source_sample(doc["name"], doc["json_source"], secrets))
+        elif "json" in doc:
             found.append(_sample(doc["name"], json.dumps(doc["json"]), JSON_CHANNEL, secrets))
         else:
             found.append(_sample(doc["name"], doc["text"], TEXT_CHANNEL, secrets))
