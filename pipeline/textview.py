@@ -222,6 +222,8 @@ class TextView:
         "_toggles_before",
         "_v0",
         "_vend",
+        "flat_since",
+        "shift",
     )
 
     def __init__(self, normaliser: Normaliser | None = None, *, json: bool = False) -> None:
@@ -248,6 +250,11 @@ class TextView:
         """JSON: view offsets where a string body begins or ends."""
         self._toggles_before = 0
         """JSON: toggles dropped by :meth:`forget` (their parity still counts)."""
+        self.flat_since = 0
+        """From this view offset to the end the view is the original itself, shifted by
+        :attr:`shift` (original offset = view offset + ``shift``, the end included): the
+        common case, ASCII prose, where a consumer needs no lookups at all."""
+        self.shift = 0
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -330,6 +337,10 @@ class TextView:
             used = self._json_runs(s, out, final=final)
         self._pending = s[used:]
         self._stable += used
+        if self._stable != self._vend + self.shift:
+            # Characters that produced nothing at the end: the one-to-one run ends here.
+            self.flat_since = self._vend
+            self.shift = self._stable - self._vend
         return "".join(out)
 
     def _json_runs(self, s: str, out: list[str], *, final: bool) -> int:
@@ -479,6 +490,9 @@ class TextView:
     # --- the map ----------------------------------------------------------------------
 
     def _linear(self, o0: int, length: int) -> None:
+        if o0 != self._vend + self.shift:
+            self.flat_since = self._vend
+            self.shift = o0 - self._vend
         lin = self._lin
         if lin and lin[-1] and self._o1[-1] == o0:
             self._o1[-1] = o0 + length
@@ -495,6 +509,8 @@ class TextView:
         self._o1.append(o1)
         self._lin.append(False)
         self._vend += length
+        self.flat_since = self._vend
+        self.shift = o1 - self._vend
 
     def _segment(self, v: int) -> int:
         k = bisect.bisect_right(self._v0, v) - 1
@@ -525,13 +541,6 @@ class TextView:
         characters that produced no view character go with the text before them."""
         return self._stable if v >= self._vend else self.start_of(v)
 
-    def flat_from(self, v: int) -> bool:
-        """Whether the view from ``v`` to its end maps one to one onto the original (the
-        common case: then offsets differ by a constant and need no lookup)."""
-        if v >= self._vend:
-            return True
-        return self._lin[-1] and v >= self._v0[-1]
-
     def reach(self, v: int, limit: int) -> int:
         """The furthest view offset ``w`` (at most :attr:`view_end`) whose span
         ``[v, w)`` covers at most ``limit`` original characters: a window bounded in
@@ -539,7 +548,7 @@ class TextView:
         end = self._vend
         if v >= end:
             return end
-        if self.flat_from(v):
+        if v >= self.flat_since:
             return min(end, v + limit)
         origin = self.start_of(v)
         lo, hi = v, end
@@ -562,10 +571,10 @@ class TextView:
         segments that lie wholly before it (their view offsets can then no longer be
         mapped). Dropping is deferred until enough has piled up, so a consumer may call
         this after every feed at the cost of a comparison."""
-        self._forget = max(self._forget, orig)
-        if self._forget - self._obase < _FORGET_BATCH and len(self._v0) < _FORGET_BATCH:
+        if orig - self._obase < _FORGET_BATCH:
             return
-        orig = self._forget
+        orig = max(orig, self._forget)
+        self._forget = orig
         k = bisect.bisect_right(self._o1, orig)
         # Keep the last segment: ASCII that follows extends it instead of adding one.
         k = min(k, len(self._v0) - 1)

@@ -20,7 +20,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filters.redact.detectors import BUILTIN, DetectorSpec, opening_source, pattern_source
+from filters.redact.detectors import (
+    BUILTIN,
+    DetectorSpec,
+    ascii_opening_source,
+    opening_source,
+    pattern_source,
+)
 
 VALUES = Path(__file__).parent / "corpus" / "redact" / "values.yaml"
 NOISE = " \t\n.,;:-_+@()/\\\"'aeksAIKyxog0123456789"
@@ -139,3 +145,25 @@ def test_opening_matches_a_prefix_of_a_value_at_the_end() -> None:
     opening = re.compile(opening_source(jwt, json=False))
     assert opening.search("token: e") is not None
     assert opening.search("token: ex") is None
+
+
+ASCII_SPECS = [spec for spec in BUILTIN if ascii_opening_source(spec)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.sampled_from(ASCII_SPECS), data=st.data())
+def test_ascii_opening_reads_ascii_text_as_the_opening_does(
+    spec: DetectorSpec, data: st.DataObject
+) -> None:
+    """On ASCII text the ASCII opening (what the stage searches there) finds exactly what
+    the Unicode opening finds."""
+    text = data.draw(texts(spec)).encode("ascii", "ignore").decode()
+    start = data.draw(st.integers(0, len(text)))
+    unicode = re.compile(opening_source(spec, json=False)).search(text, start)
+    fast = re.compile(str(ascii_opening_source(spec))).search(text, start)
+    assert (unicode and unicode.span()) == (fast and fast.span())
+
+
+def test_only_unicode_openings_have_an_ascii_twin() -> None:
+    """The email openings have one; ASCII-only formats need none."""
+    assert {"email"} == {spec.name for spec in ASCII_SPECS}

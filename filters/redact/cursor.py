@@ -87,7 +87,8 @@ class Cursor:
         self._sbase = 0
         """Where ``_pos`` lies in the text being scanned."""
         self._flat = True
-        """The view maps the text being scanned one to one (always true without one)."""
+        """The text being scanned is the output itself from ``_pos`` on: no view, or one
+        that maps it one to one with ``_orig`` in step."""
         self._pem_escape = False
         self._out: list[str] = []
         self._found: list[Finding] = []
@@ -139,16 +140,20 @@ class Cursor:
     def _plain(self, s: str, start: int, end: int) -> None:
         """Release ``s[start:end]``: as is, or through a view its original characters."""
         view = self._view
-        if view is not None:
-            cut = view.cut(self._pos + end - self._sbase)
-            if cut > self._orig:
-                self._out.append(view.original(self._orig, cut))
-                self._orig = cut
-        elif start < end:
-            piece = s[start:end]
-            self._out.append(piece)
-            if self._json is not None:
-                self._json.advance(piece)
+        if view is None or self._flat:
+            # Without a view, or where it is the original itself: the text is the output.
+            if start < end:
+                piece = s[start:end]
+                self._out.append(piece)
+                if view is not None:
+                    self._orig += end - start
+                elif self._json is not None:
+                    self._json.advance(piece)
+            return
+        cut = view.cut(self._pos + end - self._sbase)
+        if cut > self._orig:
+            self._out.append(view.original(self._orig, cut))
+            self._orig = cut
 
     def _replace(self, placeholder: str, start: int, end: int) -> tuple[int, int]:
         """Write ``placeholder`` for ``s[start:end]``; return the replaced span in the

@@ -380,6 +380,15 @@ def opening_source(spec: DetectorSpec, *, json: bool) -> str:
     return _bounded(spec, spec.opening, "", json=json)
 
 
+def ascii_opening_source(spec: DetectorSpec) -> str | None:
+    """The text opening of ``spec`` for ASCII text, when it has Unicode classes (``None``
+    when it has none): on ASCII text the two match alike, and stdlib ``re`` searches the
+    ASCII one several times faster, which matters for ``email`` on every word of prose."""
+    source = opening_source(spec, json=False)
+    ascii_source = source.replace(WORD, "A-Za-z0-9")
+    return None if ascii_source == source else ascii_source
+
+
 def _bounded(spec: DetectorSpec, body: str, after: str, *, json: bool) -> str:
     if not json:
         before = f"(?<!{spec.before})" if spec.before else ""

@@ -15,6 +15,7 @@ from filters.redact.detectors import (
     BUILTIN_NAMES,
     DetectorSpec,
     Tail,
+    ascii_opening_source,
     opening_source,
     pattern_source,
 )
@@ -176,11 +177,17 @@ class RedactFactory(StageFactory[RedactConfig]):
                 style=styles[spec.name],
                 opening=RedactFactory._opening(spec, json=json),
                 plain_opening=RedactFactory._opening(spec, json=False),
+                ascii_opening=RedactFactory._ascii_opening(spec),
                 needs=spec.needs,
                 wraps="\\n" in spec.body,
             )
             for spec in specs
         )
+
+    @staticmethod
+    def _ascii_opening(spec: DetectorSpec) -> Any:
+        source = ascii_opening_source(spec) if spec.opening else None
+        return None if source is None else re.compile(source)
 
     @staticmethod
     def _opening(spec: DetectorSpec, *, json: bool) -> Any:

@@ -76,6 +76,8 @@ class Rule:
     plain_opening: Any
     """The text channel's ``opening``. In JSON it serves text without a backslash, where
     the left boundary after an escape cannot apply, so the two read the same."""
+    ascii_opening: Any
+    """``plain_opening`` for ASCII text, when that one has Unicode classes, or None."""
     needs: str
     """``DetectorSpec.needs``: without it in the text, ``opening`` finds the candidate."""
     wraps: bool

@@ -74,6 +74,9 @@ from pipeline.stage import NOTHING, ChannelEnd, Finding, Release
 _QUOTE_OR_BACKSLASH = regex.compile(r'["\\]')
 _PEM_END_RX = regex.compile(PEM_END)
 
+_FORGET_EVERY = 256
+"""Released original characters after which the view is told to drop them."""
+
 # Candidate kinds, in the order they win at one position.
 _OVERFLOW, _OPEN, _MATCH = 0, 1, 2
 
@@ -91,7 +94,9 @@ class RedactStage(Cursor):
     """One channel's redaction state; see the module docstring for how it cuts."""
 
     __slots__ = (
+        "_ascii",
         "_buf",
+        "_forgotten",
         "_live",
         "_live_at",
         "_mode",
@@ -107,6 +112,9 @@ class RedactStage(Cursor):
         self._numbering = numbering
         self._mode = _Mode.SCAN
         self._buf = ""
+        self._forgotten = 0
+        self._ascii = True
+        """The text being scanned is ASCII (the ASCII openings apply)."""
         self._live: dict[int, Event] = {}
         """Each detector's live candidate (one more input may still complete, or one
         found beyond the held point), as found in the last scan; other detectors have no
@@ -149,8 +157,9 @@ class RedactStage(Cursor):
                 rest = self._drop_run(rest, final)
             else:
                 rest = self._drop_pem(rest, final)
-        if view is not None:
+        if view is not None and self._orig - self._forgotten >= _FORGET_EVERY:
             view.forget(self._orig)
+            self._forgotten = self._orig
         if found:
             return Release("".join(out), findings=tuple(found))
         return Release("".join(out)) if out else NOTHING
@@ -166,7 +175,10 @@ class RedactStage(Cursor):
         n = len(s)
         self._sbase = base
         view = self._view
-        self._flat = view is None or view.flat_from(self._pos)
+        self._flat = view is None or (
+            self._pos >= view.flat_since and self._orig == self._pos + view.shift
+        )
+        self._ascii = s.isascii()
         # Without a backslash, JSON's escape-aware boundaries read like the text's.
         plain = not self._plan.json or "\\" not in s
         cache = self._firsts(s, base, n, text, final, plain)
@@ -242,8 +254,15 @@ class RedactStage(Cursor):
     ) -> Event | None:
         """``rule``'s first candidate at or after ``p``: its opening first, a stdlib
         search that usually settles it, else the detector's own pattern."""
-        opening = rule.plain_opening if plain else rule.opening
-        if opening is not None and self._limit(p, n) == n:
+        if not plain:
+            opening = rule.opening
+        elif rule.ascii_opening is not None and self._ascii:
+            opening = rule.ascii_opening
+        else:
+            opening = rule.plain_opening
+        if opening is not None and (
+            n - p <= self._plan.bound if self._flat else self._limit(p, n) == n
+        ):
             # One window reaches the end, so the opening's \Z is where a partial match ends.
             m = opening.search(s, p, n)
             if m is None:
