@@ -167,6 +167,12 @@ class Normaliser:
         """A fresh view of one channel; ``json``: the channel carries a JSON document."""
         return TextView(self, json=json)
 
+    @property
+    def ascii_identity(self) -> bool:
+        """Whether every ASCII character is its own view (no fold, or one that changes no
+        ASCII character): then ASCII text takes the fast path without a search."""
+        return self._ascii_changed is None
+
     def plain(self, text: str) -> bool:
         """Whether ASCII ``text`` is its own view (the fold changes none of its chars)."""
         return self._ascii_changed is None or self._ascii_changed.search(text) is None
@@ -228,7 +234,7 @@ class TextView:
 
     def __init__(self, normaliser: Normaliser | None = None, *, json: bool = False) -> None:
         self._norm = normaliser or Normaliser()
-        self._fold_plain = self._norm.fold is None
+        self._fold_plain = self._norm.ascii_identity
         self._json = json
         self._orig = ""
         """Original text from ``_obase`` on: what :meth:`forget` has not dropped yet."""

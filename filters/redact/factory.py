@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import unicodedata
 from typing import Any
 
 import regex
@@ -24,6 +25,19 @@ from filters.redact.scanner import RedactStage
 from filters.redact.validators import DEFAULT_REGIONS, VALIDATORS, phone_checker
 from pipeline.stage import Channel, ChannelKind, StageFactory
 from pipeline.textview import Normaliser
+
+_HYPHENS = frozenset(
+    unicodedata.lookup(name)
+    for name in ("HYPHEN", "NON-BREAKING HYPHEN", "FIGURE DASH", "EN DASH", "MINUS SIGN")
+)
+"""Dashes that stand for ``-`` inside numbers (NFKC keeps them): 415-555-0123 written with
+non-breaking hyphens is a phone. The em dash stays: it separates words, not digits."""
+
+
+def separator_fold(char: str) -> str:
+    """The redact stage's fold over the NFKC view: number-joining dashes read as ``-``."""
+    return "-" if char in _HYPHENS else char
+
 
 _CUSTOM_LOOKAHEAD = 8
 """How far past a custom match the stage looks before calling it final: custom patterns
@@ -66,7 +80,9 @@ class RedactFactory(StageFactory[RedactConfig]):
             # patterns serve it too. One character of the bound is the view's: the last
             # letter, which a combining mark could still change, is held by the view.
             self._text = dataclasses.replace(
-                self._text, normaliser=Normaliser(), bound=max(1, self._text.bound - 1)
+                self._text,
+                normaliser=Normaliser(separator_fold),
+                bound=max(1, self._text.bound - 1),
             )
             self._json = self._text
         else:
