@@ -27,6 +27,7 @@ from filters.redact.detectors import (
     opening_source,
     pattern_source,
 )
+from filters.redact.patterns import category_class
 
 VALUES = Path(__file__).parent / "corpus" / "redact" / "values.yaml"
 NOISE = " \t\n.,;:-_+@()/\\\"'aeksAIKyxog0123456789"
@@ -167,3 +168,9 @@ def test_ascii_opening_reads_ascii_text_as_the_opening_does(
 def test_only_unicode_openings_have_an_ascii_twin() -> None:
     """The email openings have one; ASCII-only formats need none."""
     assert {"email"} == {spec.name for spec in ASCII_SPECS}
+
+
+def test_unicode_classes_cover_every_code_point_a_full_scan_finds() -> None:
+    """The letter and mark classes stop scanning where no letter is assigned any more."""
+    full = ((0, 0x110000),)
+    assert category_class(("L", "M", "Nd")) == category_class(("L", "M", "Nd"), full)

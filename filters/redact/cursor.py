@@ -58,7 +58,6 @@ class Cursor:
 
     __slots__ = (
         "_ctx",
-        "_fed",
         "_flat",
         "_found",
         "_json",
@@ -82,8 +81,6 @@ class Cursor:
         released or dropped."""
         self._orig = 0
         """With a view: original characters released or dropped."""
-        self._fed = 0
-        """With a view: original characters fed."""
         self._sbase = 0
         """Where ``_pos`` lies in the text being scanned."""
         self._flat = True

@@ -191,9 +191,11 @@ class RedactFactory(StageFactory[RedactConfig]):
                 tail=spec.tail,
                 tail_rx=regex.compile(f"{spec.tail_chars}*") if spec.tail_chars else None,
                 style=styles[spec.name],
-                opening=RedactFactory._opening(spec, json=json),
-                plain_opening=RedactFactory._opening(spec, json=False),
-                ascii_opening=RedactFactory._ascii_opening(spec),
+                openings=(
+                    RedactFactory._opening(spec, json=json),
+                    RedactFactory._opening(spec, json=False),
+                    RedactFactory._ascii_opening(spec) or RedactFactory._opening(spec, json=False),
+                ),
                 needs=spec.needs,
                 wraps="\\n" in spec.body,
             )

@@ -8,6 +8,7 @@ taken from the Unicode data so stdlib ``re`` openings agree with ``regex`` patte
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -24,24 +25,39 @@ BREAK = "[ ]?\\r?\\n"
 INTL_GROUPS = "(?:[ .\\-](?:\\([0-9]{1,4}\\)|[0-9]{1,8})){2,6}"
 
 
+@functools.cache
+def _runs(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int, str], ...]:
+    """Runs of code points of one general category in ``ranges``: one scan of the
+    Unicode data, shared by every class built from it."""
+    runs: list[tuple[int, int, str]] = []
+    for lo, hi in ranges:
+        for cp in range(lo, hi):
+            category = unicodedata.category(chr(cp))
+            if runs and runs[-1][2] == category and runs[-1][1] == cp - 1:
+                runs[-1] = (runs[-1][0], cp, category)
+            else:
+                runs.append((cp, cp, category))
+    return tuple(runs)
+
+
 def category_class(
-    prefixes: tuple[str, ...], ranges: tuple[tuple[int, int], ...] = ((0, 0x32400),)
+    prefixes: tuple[str, ...],
+    ranges: tuple[tuple[int, int], ...] = ((0, 0x32400), (0xE0100, 0xE01F0)),
 ) -> str:
     """A character class body of every character whose Unicode general category starts
     with one of ``prefixes`` (``("L", "M", "Nd")``: letters, marks, decimal digits).
 
     Built from the Unicode data rather than ``\\w``, which stdlib ``re`` and ``regex``
     read differently (marks, superscripts), so a stdlib opening and the ``regex`` pattern
-    it guards agree. The default range ends past the last assigned letter; a test
-    compares it with a full scan."""
+    it guards agree. The default ranges end past the last assigned letter, plus the
+    variation selectors supplement (marks); a test compares them with a full scan."""
     found: list[tuple[int, int]] = []
-    for lo, hi in ranges:
-        for cp in range(lo, hi):
-            if unicodedata.category(chr(cp)).startswith(prefixes):
-                if found and found[-1][1] == cp - 1:
-                    found[-1] = (found[-1][0], cp)
-                else:
-                    found.append((cp, cp))
+    for lo, hi, category in _runs(ranges):
+        if category.startswith(prefixes):
+            if found and found[-1][1] == lo - 1:
+                found[-1] = (found[-1][0], hi)
+            else:
+                found.append((lo, hi))
     return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
         for a, b in found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from filters.redact.config import ReplacementStyle
@@ -23,6 +23,10 @@ DEFAULT_HOLDBACK = 256
 
 ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _LONG_FEED = 64
+_MEMO_PIECE = 16
+"""New text up to this long has its triggered detectors remembered (tokens are short)."""
+_MEMO_SIZE = 4096
+"""Remembered pieces per plan before the table starts afresh: memory stays bounded."""
 """Past this many characters a feed triggers detectors by the characters it contains,
 wherever they are: a superset, found without a Python loop over every character."""
 
@@ -71,13 +75,13 @@ class Rule:
     tail: Tail
     tail_rx: Any
     style: ReplacementStyle
-    opening: Any
-    """Where a candidate may start (``re`` or ``regex`` pattern), or None."""
-    plain_opening: Any
-    """The text channel's ``opening``. In JSON it serves text without a backslash, where
-    the left boundary after an escape cannot apply, so the two read the same."""
-    ascii_opening: Any
-    """``plain_opening`` for ASCII text, when that one has Unicode classes, or None."""
+    openings: tuple[Any, Any, Any]
+    """Where a candidate may start (``re`` or ``regex`` patterns, or None), by how the
+    text being scanned reads: the channel's own (raw JSON with a backslash: escape-aware
+    boundaries), the text one (text, or JSON without a backslash, where the boundary
+    after an escape cannot apply, so the two read the same), and the text one for ASCII
+    text (an ASCII twin where it has Unicode classes, which stdlib ``re`` searches
+    several times slower)."""
     needs: str
     """``DetectorSpec.needs``: without it in the text, ``opening`` finds the candidate."""
     wraps: bool
@@ -111,34 +115,51 @@ class Plan:
     """Bit mask of the detectors whose matches can start with a non-ASCII character."""
     normaliser: Normaliser | None
     """The view's normaliser: the stage reads the channel through a view (``None``: raw)."""
+    memo: dict[tuple[str, bool, bool, int], tuple[int, ...]] = field(
+        default_factory=dict, init=False, compare=False
+    )
+    """``triggered``'s remembered answers (each plan its own: rules differ)."""
 
-    def triggered(self, s: str, fresh: int, live: dict[int, Event], plain: bool) -> list[int]:
+    def triggered(self, s: str, fresh: int, live: dict[int, Event], plain: bool) -> tuple[int, ...]:
         """Indices of the detectors to run on the new text ``s[fresh:]``: those with a
         live candidate and those that can start at one of its characters. ``plain``:
-        ``s`` is text or JSON without a backslash."""
+        ``s`` is text or JSON without a backslash.
+
+        Prose repeats its tokens, so the answer for a token (with whether a letter or
+        digit precedes it and which candidates are live) is remembered, in a bounded
+        table shared by the route's channels."""
+        new = s[fresh:]
+        running = 0
+        for i in live:
+            running |= 1 << i
+        key = (new, fresh > 0 and s[fresh - 1] in ALNUM, plain, running)
+        known = self.memo.get(key)
+        if known is None:
+            known = _bits(self._starting(new, key[1], plain) | running)
+            if len(new) <= _MEMO_PIECE:
+                if len(self.memo) >= _MEMO_SIZE:
+                    self.memo.clear()
+                self.memo[key] = known
+        return known
+
+    def _starting(self, new: str, after_alnum: bool, plain: bool) -> int:
+        """The bit mask of the detectors that can start at a character of ``new``."""
         starters = self.starters
         inner = self.inner if plain else starters
-        mask = self.anywhere if fresh < len(s) else 0
-        if len(s) - fresh > _LONG_FEED:
+        mask = self.anywhere if new else 0
+        if len(new) > _LONG_FEED:
             # A whole response in one feed: a loop over every character would cost more
             # than the searches it saves, so any occurrence of a first character counts.
-            for char in set(s[fresh:]):
+            for char in set(new):
                 mask |= starters.get(char, 0)
         else:
-            table = inner if fresh and s[fresh - 1] in ALNUM else starters
-            for char in s[fresh:]:
+            table = inner if after_alnum else starters
+            for char in new:
                 mask |= table.get(char, 0)
                 table = inner if char in ALNUM else starters
-        if self.unicode and not s.isascii() and not s[fresh:].isascii():
+        if self.unicode and not new.isascii():
             mask |= self.unicode
-        for i in live:
-            mask |= 1 << i
-        indices = []
-        while mask:
-            lowest = mask & -mask
-            indices.append(lowest.bit_length() - 1)
-            mask ^= lowest
-        return indices
+        return mask
 
     def accepts(self, rule: Rule, value: str) -> bool:
         """Whether a candidate is redacted: valid, not allowed, JSON-safe to replace
@@ -163,3 +184,13 @@ class Plan:
             return f"[{rule.label}:{digest[: self.hash_length]}]"
         kept = value.replace(" ", "").replace("-", "").rstrip(".")
         return f"[{rule.label} ****{kept[-4:] if len(kept) >= 8 else ''}]"
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The indices of the set bits of ``mask``, lowest first."""
+    indices = []
+    while mask:
+        lowest = mask & -mask
+        indices.append(lowest.bit_length() - 1)
+        mask ^= lowest
+    return tuple(indices)

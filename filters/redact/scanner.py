@@ -65,7 +65,7 @@ from typing import Any
 
 import regex
 
-from filters.redact.cursor import Cursor
+from filters.redact.cursor import CONTEXT, Cursor
 from filters.redact.detectors import Tail
 from filters.redact.patterns import PEM_END, PEM_END_MAX
 from filters.redact.rules import Event, Numbering, Plan, Rule
@@ -94,14 +94,15 @@ class RedactStage(Cursor):
     """One channel's redaction state; see the module docstring for how it cuts."""
 
     __slots__ = (
-        "_ascii",
         "_buf",
-        "_forgotten",
+        "_forget_at",
+        "_free",
         "_live",
         "_live_at",
         "_mode",
         "_numbering",
         "_pem_tail",
+        "_reading",
         "_run_rx",
         "_span_rule",
         "_span_start",
@@ -112,9 +113,12 @@ class RedactStage(Cursor):
         self._numbering = numbering
         self._mode = _Mode.SCAN
         self._buf = ""
-        self._forgotten = 0
-        self._ascii = True
-        """The text being scanned is ASCII (the ASCII openings apply)."""
+        self._forget_at = _FORGET_EVERY
+        self._reading = 1
+        """Which of a rule's ``openings`` the text being scanned takes."""
+        self._free = 0
+        """A candidate at or after this index of the text being scanned has its whole
+        window in the text."""
         self._live: dict[int, Event] = {}
         """Each detector's live candidate (one more input may still complete, or one
         found beyond the held point), as found in the last scan; other detectors have no
@@ -129,7 +133,7 @@ class RedactStage(Cursor):
     @property
     def held(self) -> int:
         """Characters received and not yet released or dropped (original characters)."""
-        return len(self._buf) if self._view is None else self._fed - self._orig
+        return len(self._buf) if self._view is None else self._view.fed_end - self._orig
 
     def feed(self, text: str) -> Release:
         """Release everything up to the first candidate still in progress."""
@@ -147,7 +151,6 @@ class RedactStage(Cursor):
         self._found = found
         view = self._view
         if view is not None:
-            self._fed += len(text)
             text = view.finish() if final else view.feed(text)
         rest: str | None = text
         while rest is not None:
@@ -157,9 +160,9 @@ class RedactStage(Cursor):
                 rest = self._drop_run(rest, final)
             else:
                 rest = self._drop_pem(rest, final)
-        if view is not None and self._orig - self._forgotten >= _FORGET_EVERY:
+        if view is not None and self._orig >= self._forget_at:
             view.forget(self._orig)
-            self._forgotten = self._orig
+            self._forget_at = self._orig + _FORGET_EVERY
         if found:
             return Release("".join(out), findings=tuple(found))
         return Release("".join(out)) if out else NOTHING
@@ -175,12 +178,17 @@ class RedactStage(Cursor):
         n = len(s)
         self._sbase = base
         view = self._view
-        self._flat = view is None or (
+        plan = self._plan
+        flat = view is None or (
             self._pos >= view.flat_since and self._orig == self._pos + view.shift
         )
-        self._ascii = s.isascii()
+        self._flat = flat
         # Without a backslash, JSON's escape-aware boundaries read like the text's.
-        plain = not self._plan.json or "\\" not in s
+        plain = not plan.json or "\\" not in s
+        self._reading = (2 if s.isascii() else 1) if plain else 0
+        # From here on one window reaches the end (flat: bound view chars are as many
+        # original ones); elsewhere ``_limit`` says.
+        self._free = n - plan.bound if flat else n + 1
         cache = self._firsts(s, base, n, text, final, plain)
         event = min(cache.values(), default=None)
         p = base
@@ -196,20 +204,22 @@ class RedactStage(Cursor):
             self._found.append(Finding(rule.name, "redacted", first, last))
             p = end
             event = self._next(s, p, n, final, plain, cache)
-        if event is None:
-            self._plain(s, p, n)
-            p = n
+        stop = n if event is None else event[0]
+        if flat and p < stop and self._json is None:
+            # The common end of a feed, inlined: release up to the first open candidate.
+            self._out.append(s[p:stop])
+            if self._view is not None:
+                self._orig += stop - p
         else:
-            start = event[0]
-            self._plain(s, p, start)
-            if event[1] == _OVERFLOW:
-                self._live = {}
-                return self._overflow(s, base, start)
-            p = start
-        self._buf = s[p:]
+            self._plain(s, p, stop)
+        if event is not None and event[1] == _OVERFLOW:
+            self._live = {}
+            return self._overflow(s, base, stop)
+        self._buf = s[stop:]
         self._live = cache
-        self._live_at = p
-        self._advance(s, base, p)
+        self._live_at = stop
+        self._pos += stop - base
+        self._ctx = s[max(0, stop - CONTEXT) : stop]
         return None
 
     def _firsts(
@@ -254,15 +264,8 @@ class RedactStage(Cursor):
     ) -> Event | None:
         """``rule``'s first candidate at or after ``p``: its opening first, a stdlib
         search that usually settles it, else the detector's own pattern."""
-        if not plain:
-            opening = rule.opening
-        elif rule.ascii_opening is not None and self._ascii:
-            opening = rule.ascii_opening
-        else:
-            opening = rule.plain_opening
-        if opening is not None and (
-            n - p <= self._plan.bound if self._flat else self._limit(p, n) == n
-        ):
+        opening = rule.openings[self._reading]
+        if opening is not None and (p >= self._free or (not self._flat and self._limit(p, n) == n)):
             # One window reaches the end, so the opening's \Z is where a partial match ends.
             m = opening.search(s, p, n)
             if m is None:
