@@ -167,6 +167,12 @@ class Normaliser:
         """A fresh view of one channel; ``json``: the channel carries a JSON document."""
         return TextView(self, json=json)
 
+    @property
+    def ascii_identity(self) -> bool:
+        """Whether every ASCII character is its own view (no fold, or one that changes no
+        ASCII character): then ASCII text takes the fast path without a search."""
+        return self._ascii_changed is None
+
     def plain(self, text: str) -> bool:
         """Whether ASCII ``text`` is its own view (the fold changes none of its chars)."""
         return self._ascii_changed is None or self._ascii_changed.search(text) is None
@@ -206,8 +212,10 @@ class TextView:
     """
 
     __slots__ = (
+        "_fast",
         "_fold_plain",
         "_forget",
+        "_gbase",
         "_in_string",
         "_json",
         "_lin",
@@ -217,16 +225,19 @@ class TextView:
         "_obase",
         "_orig",
         "_pending",
-        "_stable",
+        "_sealed",
         "_toggles",
         "_toggles_before",
         "_v0",
         "_vend",
+        "flat_since",
+        "shift",
     )
 
     def __init__(self, normaliser: Normaliser | None = None, *, json: bool = False) -> None:
         self._norm = normaliser or Normaliser()
-        self._fold_plain = self._norm.fold is None
+        self._fold_plain = self._norm.ascii_identity
+        self._fast = self._fold_plain and not json
         self._json = json
         self._orig = ""
         """Original text from ``_obase`` on: what :meth:`forget` has not dropped yet."""
@@ -234,10 +245,13 @@ class TextView:
         self._forget = 0
         self._pending = ""
         """The unstable tail: original characters fed and not yet in the view."""
-        self._stable = 0
-        """Original offset where the pending tail starts: everything before is viewed."""
+        self._gbase = 0
+        """During the general path: the original offset where the text it works on starts."""
         self._vend = 0
         """View characters produced so far."""
+        self._sealed = 0
+        """The segment lists map the view up to here; from here to the end the view is
+        the original shifted by ``shift``, kept implicit so ASCII feeds touch no list."""
         self._v0: list[int] = []
         self._o0: list[int] = []
         self._o1: list[int] = []
@@ -248,6 +262,11 @@ class TextView:
         """JSON: view offsets where a string body begins or ends."""
         self._toggles_before = 0
         """JSON: toggles dropped by :meth:`forget` (their parity still counts)."""
+        self.flat_since = 0
+        """From this view offset to the end the view is the original itself, shifted by
+        :attr:`shift` (original offset = view offset + ``shift``, the end included): the
+        common case, ASCII prose, where a consumer needs no lookups at all."""
+        self.shift = 0
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -257,40 +276,46 @@ class TextView:
         return len(self._pending)
 
     @property
+    def fed_end(self) -> int:
+        """Absolute original offset of the end of what was fed."""
+        return self._obase + len(self._orig)
+
+    @property
     def view_end(self) -> int:
         """Absolute offset of the end of the view produced so far."""
         return self._vend
 
     @property
     def stable_end(self) -> int:
-        """Absolute original offset up to which the view is produced."""
-        return self._stable
+        """Absolute original offset up to which the view is produced (where the pending
+        tail starts)."""
+        return self._vend + self.shift
 
     def feed(self, text: str) -> str:
         """Take the next piece of original text; return the view text that became stable."""
         if not text:
             return ""
         self._orig += text
-        s = self._pending + text if self._pending else text
+        pending = self._pending
+        s = pending + text if pending else text
+        if self._fast and s.isascii():
+            # The hot path: ASCII is its own view and extends the implicit one-to-one
+            # run; only a final letter, which a mark could still change, waits.
+            if s[-1] in _ASCII_FIRSTS:
+                self._pending = s[-1]
+                s = s[:-1]
+            elif pending:
+                self._pending = ""
+            self._vend += len(s)
+            return s
         if s.isascii() and (self._fold_plain or self._norm.plain(s)):
             if not self._json:
-                # The hot path, inlined: ASCII is its own view, one linear segment.
-                if s[-1] in _ASCII_FIRSTS:
-                    self._pending = s[-1]
-                    s = s[:-1]
-                    if not s:
-                        return s
-                else:
-                    self._pending = ""
-                o0 = self._stable
-                n = len(s)
-                if self._lin and self._lin[-1] and self._o1[-1] == o0:
-                    self._o1[-1] = o0 + n
-                    self._vend += n
-                else:
-                    self._linear(o0, n)
-                self._stable = o0 + n
-                return s
+                # ASCII that this fold leaves alone: the hot path's case, not inlined.
+                keep = s[-1] in _ASCII_FIRSTS
+                self._pending = s[-1] if keep else ""
+                out = s[:-1] if keep else s
+                self._vend += len(out)
+                return out
             if "\\" not in s:
                 return self._ascii_json(s)
         return self._general(s, final=False)
@@ -313,15 +338,15 @@ class TextView:
         out = s[:-keep] if keep else s
         self._pending = s[-keep:] if keep else ""
         self._in_string = in_string
-        if out:
-            self._linear(self._stable, len(out))
-            self._stable += len(out)
+        self._vend += len(out)  # the one-to-one run goes on
         return out
 
     # --- the general path -------------------------------------------------------------
 
     def _general(self, s: str, *, final: bool) -> str:
-        """Decode (JSON), cluster, normalise and map ``s``, which starts at ``_stable``."""
+        """Decode (JSON), cluster, normalise and map ``s``, which starts where the view's
+        original ends (``_gbase``)."""
+        self._gbase = self._vend + self.shift
         out: list[str] = []
         if not self._json:
             used = self._text_run(s, 0, len(s), None, out, final=final)
@@ -329,7 +354,12 @@ class TextView:
         else:
             used = self._json_runs(s, out, final=final)
         self._pending = s[used:]
-        self._stable += used
+        stable = self._gbase + used
+        if stable != self._vend + self.shift:
+            # Characters that produced nothing at the end: the one-to-one run ends here.
+            self._seal()
+            self.flat_since = self._vend
+            self.shift = stable - self._vend
         return "".join(out)
 
     def _json_runs(self, s: str, out: list[str], *, final: bool) -> int:
@@ -419,7 +449,7 @@ class TextView:
     def _verbatim(self, s: str, start: int, end: int, out: list[str]) -> None:
         if start < end:
             out.append(s[start:end])
-            self._linear(self._stable + start, end - start)
+            self._linear(self._gbase + start, end - start)
 
     def _text_run(
         self,
@@ -466,8 +496,8 @@ class TextView:
         """Emit the view of the cluster ``chars[a:b]`` and its map segment."""
         cluster = chars[a:b]
         viewed = norm.normalise(cluster)
-        o0 = self._stable + (a if offs is None else offs[a])
-        o1 = self._stable + (b if offs is None else offs[b])
+        o0 = self._gbase + (a if offs is None else offs[a])
+        o1 = self._gbase + (b if offs is None else offs[b])
         if not viewed:
             return
         out.append(viewed)
@@ -479,22 +509,39 @@ class TextView:
     # --- the map ----------------------------------------------------------------------
 
     def _linear(self, o0: int, length: int) -> None:
-        lin = self._lin
-        if lin and lin[-1] and self._o1[-1] == o0:
-            self._o1[-1] = o0 + length
-        else:
-            self._v0.append(self._vend)
-            self._o0.append(o0)
-            self._o1.append(o0 + length)
-            lin.append(True)
+        """``length`` view characters that are the original from ``o0`` on."""
+        if o0 != self._vend + self.shift:
+            # After a gap: the run so far goes into the lists, a new run starts.
+            self._seal()
+            self.flat_since = self._vend
+            self.shift = o0 - self._vend
         self._vend += length
 
     def _atomic(self, o0: int, o1: int, length: int) -> None:
+        """``length`` view characters made of the original ``[o0, o1)`` as a whole."""
+        self._seal()
         self._v0.append(self._vend)
         self._o0.append(o0)
         self._o1.append(o1)
         self._lin.append(False)
         self._vend += length
+        self._sealed = self._vend
+        self.flat_since = self._vend
+        self.shift = o1 - self._vend
+
+    def _seal(self) -> None:
+        """Write the implicit one-to-one run into the segment lists."""
+        start = self._sealed
+        if start < self._vend:
+            o0 = start + self.shift
+            if self._lin and self._lin[-1] and self._o1[-1] == o0:
+                self._o1[-1] = self._vend + self.shift
+            else:
+                self._v0.append(start)
+                self._o0.append(o0)
+                self._o1.append(self._vend + self.shift)
+                self._lin.append(True)
+            self._sealed = self._vend
 
     def _segment(self, v: int) -> int:
         k = bisect.bisect_right(self._v0, v) - 1
@@ -504,11 +551,15 @@ class TextView:
 
     def start_of(self, v: int) -> int:
         """Original offset where view character ``v`` starts."""
+        if self.flat_since <= v < self._vend:
+            return v + self.shift
         k = self._segment(v)
         return self._o0[k] + v - self._v0[k] if self._lin[k] else self._o0[k]
 
     def end_of(self, v: int) -> int:
         """Original offset where view character ``v - 1`` ends."""
+        if self.flat_since < v <= self._vend:
+            return v + self.shift
         k = self._segment(v - 1)
         return self._o0[k] + v - self._v0[k] if self._lin[k] else self._o1[k]
 
@@ -523,7 +574,26 @@ class TextView:
     def cut(self, v: int) -> int:
         """The original offset to release up to when the view is released up to ``v``:
         characters that produced no view character go with the text before them."""
-        return self._stable if v >= self._vend else self.start_of(v)
+        return self._vend + self.shift if v >= self._vend else self.start_of(v)
+
+    def reach(self, v: int, limit: int) -> int:
+        """The furthest view offset ``w`` (at most :attr:`view_end`) whose span
+        ``[v, w)`` covers at most ``limit`` original characters: a window bounded in
+        original characters, as hold-back bounds are."""
+        end = self._vend
+        if v >= end:
+            return end
+        if v >= self.flat_since:
+            return min(end, v + limit)
+        origin = self.start_of(v)
+        lo, hi = v, end
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.end_of(mid) - origin <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def original(self, start: int, end: int) -> str:
         """The original text of ``[start, end)`` (not yet forgotten)."""
@@ -536,10 +606,11 @@ class TextView:
         segments that lie wholly before it (their view offsets can then no longer be
         mapped). Dropping is deferred until enough has piled up, so a consumer may call
         this after every feed at the cost of a comparison."""
-        self._forget = max(self._forget, orig)
-        if self._forget - self._obase < _FORGET_BATCH and len(self._v0) < _FORGET_BATCH:
+        if orig - self._obase < _FORGET_BATCH:
             return
-        orig = self._forget
+        orig = max(orig, self._forget)
+        self._forget = orig
+        self._seal()
         k = bisect.bisect_right(self._o1, orig)
         # Keep the last segment: ASCII that follows extends it instead of adding one.
         k = min(k, len(self._v0) - 1)
@@ -554,6 +625,11 @@ class TextView:
         self._obase = orig
 
     # --- JSON -------------------------------------------------------------------------
+
+    @property
+    def json(self) -> bool:
+        """Whether this is a JSON channel's view (strings decoded)."""
+        return self._json
 
     def in_string(self, v: int) -> bool:
         """JSON: whether view character ``v`` lies inside a string body (for ``v`` at the

@@ -24,7 +24,7 @@ def test_wheel_contains_code_config_and_word_list(tmp_path: Path) -> None:
         "pipeline/cli.py",
         "pipeline/proxy.py",
         "pipeline/simulator/__init__.py",
-        "filters/redact.py",
+        "filters/redact/__init__.py",
         "filters/registry.py",
         "pipeline/_config/default.yaml",
         "pipeline/_config/wordlists/en.txt",

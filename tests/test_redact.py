@@ -479,7 +479,75 @@ def test_one_character_feeds_match_the_whole_text_for_every_sample() -> None:
 
 
 def test_unicode_text_passes_through() -> None:
-    """Non-ASCII letters and digits are neither matched nor damaged."""
+    """Non-ASCII letters and digits are neither matched nor damaged; fullwidth digits are
+    digits to the normalised view (issue 13), and raw text only without it."""
     fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in "415-555-0123")
     text = f"Grüße, ١٢٣٤٥٦٧٨٩٠١٢٣٤ und José — 电话 {fullwidth}."
-    assert text == redact(list(text)).text
+    assert text == redact(list(text), normalise=False).text
+    assert text.replace(fullwidth, "[PHONE]") == redact(list(text)).text
+
+
+# --- the normalised view (issue 13) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call 415\u2011555\u20110123 now", "call [PHONE] now"),  # non-breaking hyphens
+        ("card 4242\u20124242\u20124242\u20124242.", "card [CARD]."),  # figure dashes
+        ("me\u2014415-555-0123", "me\u2014[PHONE]"),  # an em dash separates words
+        ("x +1 415\u2060 555 0123 y", "x [PHONE] y"),  # word joiner
+        ("id \U0001d7d2\U0001d7d0\U0001d7d2\U0001d7d0 4242 4242 4242 ok", "id [CARD] ok"),
+        ("pay 4242\u00a04242\u00a04242\u00a04242", "pay [CARD]"),  # no-break spaces
+        ("4242 4242 \n4242 4242 end", "[CARD] end"),  # wrapped, a space before the break
+        ("mail \uff4a\uff41\uff4e\uff45\uff20example.com!", "mail [EMAIL]!"),
+    ],
+)
+def test_evasions_are_seen_through_for_every_cut(text: str, expected: str) -> None:
+    """Format characters, compatibility forms, dashes and a line break inside a value do
+    not hide it, whichever pieces it arrives in; the original characters are replaced."""
+    for cut in range(1, len(text)):
+        assert expected == redact([text[:cut], text[cut:]]).text
+    assert expected == redact(list(text)).text
+
+
+def test_json_escapes_are_decoded_and_the_escaped_span_replaced() -> None:
+    """``\\u0040`` in tool-call arguments is an ``@``; the escape goes with the value and
+    the document still parses."""
+    source = '{"to": "jane\\u0040example.com", "n": "4242\\u00204242\\u00204242\\u00204242"}'
+    run = redact(list(source), JSON_CHANNEL)
+    assert {"to": "[EMAIL]", "n": "[CARD]"} == json.loads(run.text)
+    card = source.index("4242")
+    assert [("email", 8, 29), ("card", card, card + 4 * 4 + 3 * 6)] == spans(run)
+
+
+def test_normalise_false_reads_the_raw_text() -> None:
+    """Without the view a zero-width space hides an address, as before issue 13."""
+    text = "mail jane\u200b@example.com now"
+    assert text == redact(text, normalise=False).text
+    assert "mail [EMAIL] now" == redact(text).text
+
+
+def test_phone_regions_decide_national_formats() -> None:
+    """A national number is recognised for the configured regions only; international
+    forms for every country."""
+    text = "Ruf 030 123456 an, or +49 30 123456."
+    assert "Ruf [PHONE] an, or [PHONE]." == redact(text).text
+    assert "Ruf 030 123456 an, or [PHONE]." == redact(text, phone_regions=["US"]).text
+
+
+def test_unknown_phone_region_is_rejected() -> None:
+    """A region code phonenumbers does not know is a config error."""
+    with pytest.raises(ValidationError, match="unknown phone regions"):
+        RedactConfig(phone_regions=("XX",))
+
+
+def test_exact_key_formats_fail_closed_but_all_x_placeholders_pass() -> None:
+    """``AKIA`` + 16 identical letters is redacted (detect-secrets reports it); the
+    conventional all-x placeholder is not; ``allow`` lets a real value through."""
+    assert "[AWS_ACCESS_KEY]" == redact("AKIAZZZZZZZZZZZZZZZZ").text
+    assert "AKIAXXXXXXXXXXXXXXXX" == redact("AKIAXXXXXXXXXXXXXXXX").text
+    assert (
+        "AKIAZZZZZZZZZZZZZZZZ"
+        == redact("AKIAZZZZZZZZZZZZZZZZ", allow=["AKIAZZZZZZZZZZZZZZZZ"]).text
+    )
