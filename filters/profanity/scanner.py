@@ -1,0 +1,203 @@
+"""One pass over the held text: where candidates start, and what each one turns out to be."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from filters.profanity.lexicon import Lexicon
+from filters.profanity.rules import ARTICLES, MAX_GAP, QUOTES, RULE, RUN_LETTER, SEPARATORS
+
+
+class _Gap(enum.Enum):
+    """How the characters after a word relate it to the next word."""
+
+    JOINED = "joined"
+    """One to :data:`MAX_GAP` separators, then the next word."""
+    OPEN = "open"
+    """Separators up to the end of what is visible: the next word may still join."""
+    BROKEN = "broken"
+    """Anything else: no run or phrase continues past this word."""
+
+
+class _Pending(enum.Enum):
+    PENDING = "pending"
+
+
+_PENDING: Final = _Pending.PENDING
+"""A candidate that more text could still turn into a match, or out of one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    start: int
+    end: int
+    rule: str
+
+
+_Outcome = Hit | Literal[_Pending.PENDING] | None
+
+
+class Scan:
+    """One pass over the held text (behind its context) deciding all it can.
+
+    Candidates start at words; a candidate is judged on the text from its start up to
+    ``limit`` (its start plus the bound), never beyond, so the verdict is the same
+    whatever else had arrived when it was made.
+    """
+
+    __slots__ = ("_bound", "_final", "_lex", "_spans", "_text")
+
+    def __init__(
+        self, lex: Lexicon, tokens: re.Pattern[str], text: str, bound: int, final: bool
+    ) -> None:
+        self._lex = lex
+        self._text = text
+        self._bound = bound
+        self._final = final
+        self._spans = [m.span() for m in tokens.finditer(text)]
+
+    def decide(self, origin: int) -> tuple[list[Hit], int]:
+        """Hits in ``text[origin:]`` and the offset where the undecided text starts."""
+        hits: list[Hit] = []
+        cursor = origin
+        size = len(self._text)
+        for i, (start, _) in enumerate(self._spans):
+            if start < cursor:
+                continue
+            limit = min(size, start + self._bound)
+            outcome = self._best_at(i, limit, self._final and limit == size)
+            if outcome is _PENDING:
+                if limit == size:
+                    return hits, start
+                # Still open at the bound: fail closed, the held span counts as a match.
+                outcome = Hit(start, limit, RULE)
+            if outcome is not None:
+                hits.append(outcome)
+                cursor = outcome.end
+        return hits, size
+
+    def _best_at(self, i: int, limit: int, closed: bool) -> _Outcome:
+        unit = self._unit_at(i, limit, closed)
+        if unit is _PENDING:
+            return _PENDING
+        run = self._run_at(i, limit, closed)
+        if run is _PENDING:
+            return _PENDING
+        if run is None or (unit is not None and unit.end >= run.end):
+            return unit
+        return run
+
+    def _unit_at(self, i: int, limit: int, closed: bool) -> _Outcome:
+        """The longest word or phrase match starting at word ``i``."""
+        lex, text, spans = self._lex, self._text, self._spans
+        start, end = spans[i]
+        joined = text[start : min(end, limit)]
+        if lex.ruled_out(joined):
+            return None
+        pieces = [(start, 0)]  # (offset in text, offset in joined) of each word
+        best: Hit | None = None
+        k = i
+        while True:
+            if spans[k][1] >= limit and not closed:
+                return _PENDING if lex.grows(joined) else best
+            match = lex.whole(joined)
+            if match is not None:
+                best = self._unit_hit(match, pieces) or best
+            if not lex.has_phrases:
+                return best
+            gap = self._gap_after(k, limit, closed)
+            if gap is _Gap.BROKEN or not lex.continues(joined):
+                return best
+            if gap is _Gap.OPEN:
+                return _PENDING
+            k += 1
+            pieces.append((spans[k][0], len(joined) + 1))
+            joined += " " + text[spans[k][0] : min(spans[k][1], limit)]
+
+    def _unit_hit(self, match: Any, pieces: list[tuple[int, int]]) -> Hit | None:
+        word: str = match.group("w")
+        if not self._lex.accepts(word):
+            return None
+        w_start, w_end = match.span("w")
+        last_text, last_joined = pieces[-1]
+        return Hit(
+            pieces[0][0] + w_start, last_text + w_end - last_joined, self._lex.rule_for(word)
+        )
+
+    def _run_at(self, i: int, limit: int, closed: bool) -> _Outcome:
+        """A spaced-out word whose run of one-letter words starts at word ``i``."""
+        spans, text = self._spans, self._text
+        opening = RUN_LETTER.fullmatch(text, spans[i][0], min(spans[i][1], limit))
+        if opening is None or self._continues_run(i):
+            return None
+        letters: list[str] = []
+        starts: list[int] = []
+        k = i
+        while True:
+            start, end = spans[k][0], min(spans[k][1], limit)
+            letter = RUN_LETTER.fullmatch(text, start, end)
+            if letter is None or (k > i and letter.start(1) > start):
+                break
+            letters.append(letter.group(1))
+            starts.append(letter.start(1))
+            if end == limit and not closed:
+                return self._open_run("".join(letters), last_may_grow=True)
+            if letter.end(1) < end:
+                break
+            gap = self._gap_after(k, limit, closed)
+            if gap is _Gap.OPEN:
+                return self._open_run("".join(letters), last_may_grow=False)
+            if gap is _Gap.BROKEN:
+                break
+            k += 1
+        word = "".join(letters)
+        first = self._spelled(word)
+        if first is None:
+            return None
+        return Hit(starts[first], starts[-1] + 1, self._lex.rule_for(word[first:]))
+
+    def _open_run(self, letters: str, last_may_grow: bool) -> _Outcome:
+        lex = self._lex
+        if lex.viable(letters) or (letters[0] in ARTICLES and lex.viable(letters[1:])):
+            return _PENDING
+        # If the last one-letter word grows into a longer word, the run ends before it.
+        if last_may_grow and self._spelled(letters[:-1]) is not None:
+            return _PENDING
+        return None
+
+    def _spelled(self, letters: str) -> int | None:
+        """Index of the run's first matched letter (1 after an article), if it spells."""
+        lex = self._lex
+        if len(letters) >= 2 and lex.spells(letters):
+            return 0
+        if len(letters) >= 3 and letters[0] in ARTICLES and lex.spells(letters[1:]):
+            return 1
+        return None
+
+    def _continues_run(self, i: int) -> bool:
+        """Word ``i`` is a later letter of a run that starts before it."""
+        if i == 0 or self._text[self._spans[i][0]] in QUOTES:
+            return False
+        before_start, before_end = self._spans[i - 1]
+        letter = RUN_LETTER.fullmatch(self._text, before_start, before_end)
+        return (
+            letter is not None
+            and letter.end(1) == before_end
+            and self._joins(before_end, self._spans[i][0])
+        )
+
+    def _joins(self, start: int, end: int) -> bool:
+        gap = self._text[start:end]
+        return len(gap) <= MAX_GAP and SEPARATORS.issuperset(gap)
+
+    def _gap_after(self, k: int, limit: int, closed: bool) -> _Gap:
+        end = self._spans[k][1]
+        following = self._spans[k + 1][0] if k + 1 < len(self._spans) else len(self._text)
+        if not self._joins(end, min(following, limit)):
+            return _Gap.BROKEN
+        if following < limit:
+            return _Gap.JOINED
+        return _Gap.BROKEN if closed else _Gap.OPEN
