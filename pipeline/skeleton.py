@@ -11,17 +11,15 @@ Two functions, for two jobs:
 - :func:`skeleton` is the standard's definition: NFD, every character to its prototype,
   NFD again. Two strings are confusable when their skeletons are equal.
 - :func:`fold` is what a word list needs per character, to be used as the ``fold`` of a
-  :class:`pipeline.textview.Normaliser` (which applies NFKC first, so mathematical
-  letters (U+1D41F MATHEMATICAL BOLD SMALL F, ...) and fullwidth ones are plain
-  letters by then). It strips
-  combining marks after NFD (``fúck`` is ``fuck``: accents carry no letter for a word
-  list, and models write them to evade it), and maps a non-ASCII character to its
+  :class:`pipeline.textview.Normaliser` (which applies NFKC first, so mathematical letters
+  (U+1D41F MATHEMATICAL BOLD SMALL F, ...) and fullwidth ones are plain letters by then).
+  It strips combining marks after NFD (``fúck`` is ``fuck``: accents carry no letter for a
+  word list, and models write them to evade it), and maps a non-ASCII character to its
   prototype when the prototype is ASCII (Cyrillic es, dze and byelorussian i, Greek
-  omicron, dotless i).
-  ASCII itself is left alone: the standard maps ``m`` to ``rn``, ``l`` to ``I`` and ``0``
-  to ``O``, which would undo the word list's own spelling and its leetspeak rules (``0``
-  for ``o``); and a character whose prototype is not ASCII is kept, since no ASCII entry
-  can match it anyway.
+  omicron, dotless i). ASCII itself is left alone: the standard maps ``m`` to ``rn``,
+  ``l`` to ``I`` and ``0`` to ``O``, which would undo the word list's own spelling and its
+  leetspeak rules (``0`` for ``o``); and a character whose prototype is not ASCII is kept,
+  since no ASCII entry can match it anyway.
 """
 
 from __future__ import annotations
