@@ -33,6 +33,10 @@ FIXED_MASK: Final = 4
 """Mask length when ``keep_length`` is off, so the mask does not leak the word's length."""
 
 SEPARATORS: Final = frozenset(" \t.-_~\u00a0")
+"""What may join the letters of a spaced-out word or the words of a phrase."""
+SPLITTERS: Final = frozenset(".-_~")
+"""What may cut a word into pieces of several letters (``f.u_ck``): no space, since
+``as sess`` or ``pen is`` are two words."""
 ARTICLES: Final = frozenset("aAiI")
 QUOTES: Final = frozenset("'\u2019")
 # One letter of a spaced-out run: a quote may open the run ('f u c k), and closing
@@ -46,13 +50,21 @@ LEET: Final[dict[str, str]] = {
     "o": VOWEL_LEET,
     "u": VOWEL_LEET + "v",
     "b": "8",
+    "c": "(",
     "g": "96",
+    "h": "#",
     "l": "1|",
     "s": "5$",
-    "t": "7",
+    "t": "7+",
 }
-EDGE_CLASS: Final = r"[0-9@$!*|'\u2019]"
-WORD_CHARS: Final = r"[@$!*|'\u2019]"
+"""Symbols and digits read as a letter. ``( # +`` were added for ``fu(k``, ``5#1+`` and
+``b!+ch``; like the others they count only inside a word that spells an entry, so
+``C++``, ``C#`` and ``(see)`` stay what they are."""
+SYMBOLS: Final = "@$!*|+(#"
+"""The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters)."""
+_SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
+EDGE_CLASS: Final = f"[0-9{_SYMBOL_CLASS}]"
+WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
 TEXT_TOKEN: Final = re.compile(rf"(?:[^\W_]|{WORD_CHARS})+")
 # In JSON a letter right after a backslash belongs to an escape (\n, \t, \u00e9).
 JSON_TOKEN: Final = re.compile(rf"(?:(?<!\\)[^\W_]|{WORD_CHARS})+")
@@ -73,6 +85,10 @@ def atoms(entry: str, repeats: bool) -> list[str]:
             atom = letter_class(letter) + quantifier
             if 0 < i < len(word) - 1:
                 atom = rf"(?:{atom}|\*)"
+            if i < len(word) - 1:
+                # ``s*h*i*t``: stars between the letters, never after the last one, so an
+                # already censored ``f***`` stays untouched.
+                atom += rf"(?:\*{{1,{MAX_GAP}}})?"
             atoms.append(atom)
     return atoms
 
@@ -145,7 +161,8 @@ def stirring_patterns(skeletons: dict[str, Any]) -> tuple[re.Pattern[str], re.Pa
     a word not only of ASCII letters, or one on an entry's skeleton."""
     viable = skeleton_pattern(skeletons) or "(?!)"
     token = f"(?:[^\\W_]|{WORD_CHARS})"
-    ascii_token = "[0-9a-z@$!*|']"
+    symbols = re.escape(SYMBOLS) + "'"
+    ascii_token = f"[0-9a-z{symbols}]"
     return (
         re.compile(
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
@@ -155,7 +172,7 @@ def stirring_patterns(skeletons: dict[str, Any]) -> tuple[re.Pattern[str], re.Pa
         ),
         re.compile(
             f"(?<!{ascii_token})"
-            f"(?:{viable}(?![a-z])|[a-z]*+[0-9@$!*|']|{ascii_token}(?!{ascii_token}))"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}))"
         ),
     )
 

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from filters.profanity.lexicon import Lexicon
-from filters.profanity.rules import ARTICLES, MAX_GAP, QUOTES, RULE, RUN_LETTER, SEPARATORS
+from filters.profanity.rules import (
+    ARTICLES,
+    MAX_GAP,
+    QUOTES,
+    RULE,
+    RUN_LETTER,
+    SEPARATORS,
+    SPLITTERS,
+)
 
 
 class _Gap(enum.Enum):
@@ -83,12 +91,13 @@ class Scan:
         unit = self._unit_at(i, limit, closed)
         if unit is _PENDING:
             return _PENDING
-        run = self._run_at(i, limit, closed)
-        if run is _PENDING:
-            return _PENDING
-        if run is None or (unit is not None and unit.end >= run.end):
-            return unit
-        return run
+        best: Hit | None = unit
+        for outcome in (self._run_at(i, limit, closed), self._split_at(i, limit, closed)):
+            if outcome is _PENDING:
+                return _PENDING
+            if outcome is not None and (best is None or outcome.end > best.end):
+                best = outcome
+        return best
 
     def _unit_at(self, i: int, limit: int, closed: bool) -> _Outcome:
         """The longest word or phrase match starting at word ``i``."""
@@ -126,6 +135,44 @@ class Scan:
         return Hit(
             pieces[0][0] + w_start, last_text + w_end - last_joined, self._lex.rule_for(word)
         )
+
+    def _split_at(self, i: int, limit: int, closed: bool) -> _Outcome:
+        """A word cut by punctuation (``f.u_ck``, ``sh-it``): words ``i``, ``i + 1``, ...
+        joined by one to :data:`MAX_GAP` of ``. - _ ~`` (no space: ``as sess`` is two
+        words) that together spell one entry."""
+        lex, text, spans = self._lex, self._text, self._spans
+        if i + 1 == len(spans) and (closed or spans[i][1] < len(text) - MAX_GAP):
+            return None
+        pieces: list[tuple[int, int]] = []  # (offset in text, offset in joined) per word
+        joined = ""
+        best: Hit | None = None
+        k = i
+        while True:
+            start, end = spans[k][0], min(spans[k][1], limit)
+            pieces.append((start, len(joined)))
+            joined += text[start:end]
+            if spans[k][1] >= limit and not closed:
+                return _PENDING if k > i and lex.grows(joined) else best
+            if k > i:
+                match = lex.whole(joined)
+                if match is not None:
+                    best = self._split_hit(match, pieces) or best
+            gap = self._gap_after(k, limit, closed, SPLITTERS)
+            if gap is _Gap.BROKEN or not lex.grows(joined):
+                return best
+            if gap is _Gap.OPEN:
+                return _PENDING
+            k += 1
+
+    def _split_hit(self, match: Any, pieces: list[tuple[int, int]]) -> Hit | None:
+        """The text span of ``match`` over words concatenated as ``pieces`` lists them."""
+        word: str = match.group("w")
+        if not self._lex.accepts(word):
+            return None
+        w_start, w_end = match.span("w")
+        first = next(t + w_start - j for t, j in reversed(pieces) if j <= w_start)
+        last = next(t + w_end - j for t, j in reversed(pieces) if j < w_end)
+        return Hit(first, last, self._lex.rule_for(word))
 
     def _run_at(self, i: int, limit: int, closed: bool) -> _Outcome:
         """A spaced-out word whose run of one-letter words starts at word ``i``."""
@@ -189,14 +236,16 @@ class Scan:
             and self._joins(before_end, self._spans[i][0])
         )
 
-    def _joins(self, start: int, end: int) -> bool:
+    def _joins(self, start: int, end: int, allowed: frozenset[str] = SEPARATORS) -> bool:
         gap = self._text[start:end]
-        return len(gap) <= MAX_GAP and SEPARATORS.issuperset(gap)
+        return len(gap) <= MAX_GAP and allowed.issuperset(gap)
 
-    def _gap_after(self, k: int, limit: int, closed: bool) -> _Gap:
+    def _gap_after(
+        self, k: int, limit: int, closed: bool, allowed: frozenset[str] = SEPARATORS
+    ) -> _Gap:
         end = self._spans[k][1]
         following = self._spans[k + 1][0] if k + 1 < len(self._spans) else len(self._text)
-        if not self._joins(end, min(following, limit)):
+        if not self._joins(end, min(following, limit), allowed):
             return _Gap.BROKEN
         if following < limit:
             return _Gap.JOINED
