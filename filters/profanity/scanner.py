@@ -137,29 +137,29 @@ class Scan:
         )
 
     def _split_at(self, i: int, limit: int, closed: bool) -> _Outcome:
-        """A word cut by punctuation (``f.u_ck``, ``sh-it``): words ``i``, ``i + 1``, ...
+        """A word cut by punctuation (``f.u_ck``, ``sh-it``): the whole chain of words
         joined by one to :data:`MAX_GAP` of ``. - _ ~`` (no space: ``as sess`` is two
-        words) that together spell one entry."""
+        words) spells one entry. Only a whole chain counts, so ``p-a-s-s`` is not ``ass``."""
         lex, text, spans = self._lex, self._text, self._spans
         if i + 1 == len(spans) and (closed or spans[i][1] < len(text) - MAX_GAP):
             return None
+        if i and self._joins(spans[i - 1][1], spans[i][0], SPLITTERS):
+            return None
         pieces: list[tuple[int, int]] = []  # (offset in text, offset in joined) per word
         joined = ""
-        best: Hit | None = None
         k = i
         while True:
             start, end = spans[k][0], min(spans[k][1], limit)
             pieces.append((start, len(joined)))
             joined += text[start:end]
             if spans[k][1] >= limit and not closed:
-                return _PENDING if k > i and lex.grows(joined) else best
-            if k > i:
-                match = lex.whole(joined)
-                if match is not None:
-                    best = self._split_hit(match, pieces) or best
+                return _PENDING if k > i and lex.grows(joined) else None
             gap = self._gap_after(k, limit, closed, SPLITTERS)
-            if gap is _Gap.BROKEN or not lex.grows(joined):
-                return best
+            if gap is _Gap.BROKEN:
+                match = lex.whole(joined) if k > i else None
+                return None if match is None else self._split_hit(match, pieces)
+            if not lex.grows(joined):
+                return None
             if gap is _Gap.OPEN:
                 return _PENDING
             k += 1
