@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, field_validator
 
@@ -14,9 +14,16 @@ from filters.profanity.lexicon import (
     normalise_entry,
     read_wordlist,
 )
-from filters.profanity.rules import FIXED_MASK, JSON_TOKEN, RULE, TEXT_TOKEN, holdback_bound
+from filters.profanity.rules import FIXED_MASK, RULE, holdback_bound
 from filters.profanity.stage import Masker, ProfanityStage, first_letter, stars
+from pipeline.skeleton import fold
 from pipeline.stage import Channel, ChannelKind, StageConfig, StageFactory
+from pipeline.textview import MAX_CLUSTER, Normaliser
+
+VIEW_EXPANSION: Final = 2
+"""Original characters allowed per view character in the hold-back bound."""
+VIEW_TAIL: Final = MAX_CLUSTER + 12
+"""The view's unstable tail at most: a cluster, or a surrogate pair escape in JSON."""
 
 
 class ProfanityConfig(StageConfig):
@@ -94,13 +101,28 @@ class ProfanityFactory(StageFactory[ProfanityConfig]):
         self._lexicon = compile_lexicon(sources, config.allow)
         self._bound = holdback_bound(e for _, entries in sources for e in entries)
         self._mask = masker(config)
+        self._normaliser = Normaliser(fold)
+
+    @property
+    def scan_bound(self) -> int:
+        """View characters one candidate may hold (on ASCII text: characters held)."""
+        return self._bound
 
     @property
     def max_holdback(self) -> int:
-        """The longest entry spelled out with separators, plus slack for repeats."""
-        return self._bound
+        """The scan's bound in view characters, as original characters.
+
+        The longest entry spelled out with separators, plus slack for repeats, is what a
+        candidate may hold of the view; :data:`VIEW_EXPANSION` original characters per
+        view character (an accent, a zero-width character) and the view's own unstable
+        tail cover the original behind it. Text denser in invisible characters or JSON
+        escapes than that meets the route's overflow policy (fail closed).
+        """
+        return self._bound * VIEW_EXPANSION + VIEW_TAIL
 
     def open(self, channel: Channel) -> ProfanityStage:
-        """A stage for ``channel``; JSON channels read ``\\n`` before a word as an escape."""
-        tokens = JSON_TOKEN if channel.kind is ChannelKind.JSON else TEXT_TOKEN
-        return ProfanityStage(self._lexicon, tokens, self._bound, self.config.action, self._mask)
+        """A stage for ``channel``; a JSON channel is read through its decoded strings."""
+        json = channel.kind is ChannelKind.JSON
+        return ProfanityStage(
+            self._lexicon, self._normaliser, self._bound, self.config.action, self._mask, json=json
+        )

@@ -26,9 +26,9 @@ REPEAT_SLACK: Final = 16
 EDGE: Final = 3
 """Non-letters trimmed at each end of a word (``"**shit**"``)."""
 CONTEXT: Final = MAX_GAP + 4
-"""Released input kept in front of the held text, so the first held word is seen to
+"""Released text kept in front of the held text, so the first held word is seen to
 continue a released word or a released spaced-out run: up to :data:`MAX_GAP` separators,
-a quoted one-letter word (``'f``), the character before it and, in JSON, a backslash."""
+a quoted one-letter word (``'f``) and the character before it."""
 FIXED_MASK: Final = 4
 """Mask length when ``keep_length`` is off, so the mask does not leak the word's length."""
 
@@ -66,8 +66,6 @@ _SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
 EDGE_CLASS: Final = f"[0-9{_SYMBOL_CLASS}]"
 WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
 TEXT_TOKEN: Final = re.compile(rf"(?:[^\W_]|{WORD_CHARS})+")
-# In JSON a letter right after a backslash belongs to an escape (\n, \t, \u00e9).
-JSON_TOKEN: Final = re.compile(rf"(?:(?<!\\)[^\W_]|{WORD_CHARS})+")
 
 
 def letter_class(letter: str) -> str:

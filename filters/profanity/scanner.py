@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -16,6 +15,7 @@ from filters.profanity.rules import (
     RUN_LETTER,
     SEPARATORS,
     SPLITTERS,
+    TEXT_TOKEN,
 )
 
 
@@ -58,14 +58,12 @@ class Scan:
 
     __slots__ = ("_bound", "_final", "_lex", "_spans", "_text")
 
-    def __init__(
-        self, lex: Lexicon, tokens: re.Pattern[str], text: str, bound: int, final: bool
-    ) -> None:
+    def __init__(self, lex: Lexicon, text: str, bound: int, final: bool) -> None:
         self._lex = lex
         self._text = text
         self._bound = bound
         self._final = final
-        self._spans = [m.span() for m in tokens.finditer(text)]
+        self._spans = [m.span() for m in TEXT_TOKEN.finditer(text)]
 
     def decide(self, origin: int) -> tuple[list[Hit], int]:
         """Hits in ``text[origin:]`` and the offset where the undecided text starts."""
