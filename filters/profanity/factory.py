@@ -38,6 +38,10 @@ class ProfanityConfig(StageConfig):
     """Extra entries inline: words or phrases (``son of a bitch``)."""
     default_list: bool = True
     """Include the shipped English list (``config/wordlists/en.txt``)."""
+    name_context: bool = True
+    """Let an entry of ``config/wordlists/en-names.txt`` (``dick``, ``dyke``) pass when it is
+    written as a name next to another capitalised word (``Dick Van Dyke``, ``Moby-Dick``);
+    the rule and its limits are in :mod:`filters.profanity.names`."""
     allow: list[str] = Field(default_factory=list)
     """Words never flagged: an entry here is dropped from the lists (in every spelling),
     and any other word (a look-alike such as ``assess``, a product code such as ``A55``)
@@ -98,7 +102,8 @@ class ProfanityFactory(StageFactory[ProfanityConfig]):
         sources.append((RULE, [normalise_entry(word) for word in config.words]))
         if config.default_list:
             sources.append((RULE, read_wordlist(default_wordlist())))
-        self._lexicon = compile_lexicon(sources, config.allow)
+        names = read_wordlist(default_wordlist("en-names")) if config.name_context else []
+        self._lexicon = compile_lexicon(sources, config.allow, names)
         self._bound = holdback_bound(e for _, entries in sources for e in entries)
         self._mask = masker(config)
         self._normaliser = Normaliser(fold)

@@ -30,19 +30,19 @@ BUILTIN_ALLOW: Final = frozenset(
 """Look-alikes never flagged: found by running the matcher over an English dictionary."""
 
 
-def default_wordlist() -> Path:
-    """The shipped English list, from a source checkout or from an installed wheel.
+def default_wordlist(name: str = "en") -> Path:
+    """A shipped list (``en``, ``en-names``), from a source checkout or an installed wheel.
 
     The wheel force-includes ``config/`` as ``pipeline/_config/``, next to this package.
     """
     root = Path(__file__).resolve().parents[2]
     for candidate in (
-        root / "config" / "wordlists" / "en.txt",
-        root / "pipeline" / "_config" / "wordlists" / "en.txt",
+        root / "config" / "wordlists" / f"{name}.txt",
+        root / "pipeline" / "_config" / "wordlists" / f"{name}.txt",
     ):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"default profanity word list not found under {root}")
+    raise FileNotFoundError(f"profanity word list {name!r} not found under {root}")
 
 
 _ENTRY_SEPARATORS: Final = re.compile(r"[\s.\-_]+")
@@ -113,6 +113,8 @@ class Lexicon:
     a matcher accepts entries back to back, as a spaced-out run may hold several."""
     last_rule: str
     """Rule of the last source: a match no earlier source claims is from it."""
+    names: frozenset[str] = frozenset()
+    """Entries that are also names, for the context rule of :mod:`filters.profanity.names`."""
 
     def ruled_out(self, word: str) -> bool:
         """Cheap proof that the plain ASCII ``word`` starts no entry; ``False`` if unsure."""
@@ -184,7 +186,11 @@ class Lexicon:
         return self.last_rule
 
 
-def compile_lexicon(sources: Sequence[tuple[str, list[str]]], allow: Iterable[str]) -> Lexicon:
+def compile_lexicon(
+    sources: Sequence[tuple[str, list[str]]],
+    allow: Iterable[str],
+    names: Iterable[str] = (),
+) -> Lexicon:
     """Build the matchers from (rule, entries) sources; earlier sources name a match."""
     dropped = {entry for entry in map(entry_form, allow) if entry is not None}
     by_rule: dict[str, list[str]] = {}
@@ -209,4 +215,5 @@ def compile_lexicon(sources: Sequence[tuple[str, list[str]]], allow: Iterable[st
             for rule, entries in named[:-1]
         ),
         last_rule=named[-1][0] if named else RULE,
+        names=frozenset(names) & frozenset(everything),
     )

@@ -25,10 +25,11 @@ REPEAT_SLACK: Final = 16
 """Characters of hold-back allowed beyond the longest spelled-out entry for repeats."""
 EDGE: Final = 3
 """Non-letters trimmed at each end of a word (``"**shit**"``)."""
-CONTEXT: Final = MAX_GAP + 4
+CONTEXT: Final = 25
 """Released text kept in front of the held text, so the first held word is seen to
-continue a released word or a released spaced-out run: up to :data:`MAX_GAP` separators,
-a quoted one-letter word (``'f``) and the character before it."""
+continue a released word or a released spaced-out run (up to :data:`MAX_GAP` separators,
+a quoted one-letter word ``'f`` and the character before it), and the names rule reads
+its window (:data:`filters.profanity.names.NAME_WINDOW` + 1)."""
 FIXED_MASK: Final = 4
 """Mask length when ``keep_length`` is off, so the mask does not leak the word's length."""
 

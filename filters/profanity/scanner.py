@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from filters.profanity.lexicon import Lexicon
+from filters.profanity.names import Name, judge, title_case
 from filters.profanity.rules import (
     ARTICLES,
     MAX_GAP,
@@ -56,13 +57,16 @@ class Scan:
     whatever else had arrived when it was made.
     """
 
-    __slots__ = ("_bound", "_final", "_lex", "_spans", "_text")
+    __slots__ = ("_bound", "_final", "_from_start", "_lex", "_spans", "_text")
 
-    def __init__(self, lex: Lexicon, text: str, bound: int, final: bool) -> None:
+    def __init__(
+        self, lex: Lexicon, text: str, bound: int, final: bool, *, from_start: bool = False
+    ) -> None:
         self._lex = lex
         self._text = text
         self._bound = bound
         self._final = final
+        self._from_start = from_start
         self._spans = [m.span() for m in TEXT_TOKEN.finditer(text)]
 
     def decide(self, origin: int) -> tuple[list[Hit], int]:
@@ -74,7 +78,10 @@ class Scan:
             if start < cursor:
                 continue
             limit = min(size, start + self._bound)
-            outcome = self._best_at(i, limit, self._final and limit == size)
+            closed = self._final and limit == size
+            outcome = self._best_at(i, limit, closed)
+            if isinstance(outcome, Hit) and self._lex.names:
+                outcome = self._unless_name(i, outcome, closed)
             if outcome is _PENDING:
                 if limit == size:
                     return hits, start
@@ -84,6 +91,27 @@ class Scan:
                 hits.append(outcome)
                 cursor = outcome.end
         return hits, size
+
+    def _unless_name(self, i: int, hit: Hit, closed: bool) -> _Outcome:
+        """``hit``, unless it is one word of the names list used as a name."""
+        text, spans = self._text, self._spans
+        start, end = spans[i]
+        word = text[hit.start : hit.end]
+        possessive = text[hit.end : end] in ("'s", "\u2019s")
+        if hit.start != start or not (hit.end == end or possessive):
+            return hit
+        if word.lower() not in self._lex.names:
+            return hit
+        if not title_case(word):
+            return hit
+        before = spans[i - 1] if i else None
+        after = spans[i + 1] if i + 1 < len(spans) else None
+        verdict = judge(
+            text, (start, end), before, after, closed=closed, from_start=self._from_start
+        )
+        if verdict is Name.UNDECIDED:
+            return _PENDING
+        return None if verdict is Name.NAME else hit
 
     def _best_at(self, i: int, limit: int, closed: bool) -> _Outcome:
         unit = self._unit_at(i, limit, closed)

@@ -41,6 +41,7 @@ class ProfanityStage:
         "_context",
         "_done",
         "_fed",
+        "_from_start",
         "_json",
         "_lexicon",
         "_mask",
@@ -72,6 +73,8 @@ class ProfanityStage:
         """The last released characters of the scanned text (view text under a view)."""
         self._pending = ""
         """Scanned text not decided yet (view text under a view)."""
+        self._from_start = True
+        """Whether ``_context`` still begins at the channel's first character."""
         self._fed = 0
         self._released = 0
         """Original characters released (or decided) so far: ``_fed - _released`` held."""
@@ -127,11 +130,18 @@ class ProfanityStage:
             joined = context + pending
             if self._lexicon.quiet(joined, len(context)):
                 self._released += len(pending)
-                self._context = joined[-CONTEXT:]
+                self._keep_context(joined)
                 self._pending = ""
                 return Release(text if self._action == "flag" else pending)
         self._pending = pending
         return self._advance(text, final=False)
+
+    def _keep_context(self, released: str) -> None:
+        """Keep the end of ``released`` (the context followed by what was just decided)."""
+        if len(released) > CONTEXT:
+            self._from_start = False
+            released = released[-CONTEXT:]
+        self._context = released
 
     def _open_view(self) -> TextView:
         """Start reading through a view at the held text (ASCII, so its own view)."""
@@ -145,7 +155,7 @@ class ProfanityStage:
     def _release_quiet(self, fed: str, view: TextView) -> Release:
         """Release all the scanned pending text: no candidate can start in it."""
         pending = self._pending
-        self._context = (self._context + pending)[-CONTEXT:]
+        self._keep_context(self._context + pending)
         self._vpos += len(pending)
         self._pending = ""
         cut = view.cut(self._vpos)
@@ -164,8 +174,9 @@ class ProfanityStage:
     def _advance(self, fed: str, final: bool) -> Release:
         text = self._context + self._pending
         origin = len(self._context)
-        hits, cut = Scan(self._lexicon, text, self._bound, final).decide(origin)
-        self._context = text[max(0, cut - CONTEXT) : cut]
+        scan = Scan(self._lexicon, text, self._bound, final, from_start=self._from_start)
+        hits, cut = scan.decide(origin)
+        self._keep_context(text[:cut])
         self._pending = text[cut:]
         view = self._view
         if view is None:
