@@ -12,6 +12,7 @@ from filters.profanity.lexicon import (
     compile_lexicon,
     default_wordlist,
     normalise_entry,
+    read_stems,
     read_wordlist,
 )
 from filters.profanity.rules import FIXED_MASK, RULE, holdback_bound
@@ -103,7 +104,8 @@ class ProfanityFactory(StageFactory[ProfanityConfig]):
         if config.default_list:
             sources.append((RULE, read_wordlist(default_wordlist())))
         names = read_wordlist(default_wordlist("en-names")) if config.name_context else []
-        self._lexicon = compile_lexicon(sources, config.allow, names)
+        stems = read_stems(default_wordlist("en-stems")) if config.default_list else []
+        self._lexicon = compile_lexicon(sources, config.allow, names, stems)
         self._bound = holdback_bound(e for _, entries in sources for e in entries)
         self._mask = masker(config)
         self._normaliser = Normaliser(fold)

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import regex
 
+from filters.profanity.compounds import Compounds, compile_compounds
 from filters.profanity.rules import (
     RULE,
     ascii_letters,
@@ -25,6 +26,9 @@ BUILTIN_ALLOW: Final = frozenset(
         "assess",
         "shiite",
         "twatt",
+        # Words that end in a compound stem of en-stems.txt.
+        "mishit",
+        "mishits",
     }
 )
 """Look-alikes never flagged: found by running the matcher over an English dictionary."""
@@ -115,6 +119,8 @@ class Lexicon:
     """Rule of the last source: a match no earlier source claims is from it."""
     names: frozenset[str] = frozenset()
     """Entries that are also names, for the context rule of :mod:`filters.profanity.names`."""
+    compounds: Compounds | None = None
+    """Stems found inside longer words (:mod:`filters.profanity.compounds`)."""
 
     def ruled_out(self, word: str) -> bool:
         """Cheap proof that the plain ASCII ``word`` starts no entry; ``False`` if unsure."""
@@ -159,12 +165,19 @@ class Lexicon:
             return False
         return self.unit.fullmatch(joined + " ", partial=True) is not None
 
-    def quiet(self, text: str, start: int) -> bool:
-        """Whether no candidate can start in ``text[start:]`` (a text channel's): one
-        stdlib search, which most pieces of prose pass, so they need no scan."""
-        if text.isascii():
-            return self.stirring_ascii.search(text.lower(), start) is None
-        return self.stirring.search(text, start) is None
+    def quiet(self, text: str, start: int) -> int | None:
+        """Where ``text[start:]`` stops being quiet: ``len(text)`` when no candidate can
+        start in it, the start of a stem's beginning at its very end (to hold while the
+        rest goes out), or ``None`` when a scan must decide. One stdlib search, which most
+        pieces of prose pass, so they need no scan."""
+        found = (
+            self.stirring_ascii.search(text.lower(), start)
+            if text.isascii()
+            else self.stirring.search(text, start)
+        )
+        if found is None:
+            return len(text)
+        return found.start() if found.lastgroup == "tail" else None
 
     def accepts(self, word: str) -> bool:
         """A complete match counts: not a bare number, not allow-listed as written."""
@@ -186,10 +199,26 @@ class Lexicon:
         return self.last_rule
 
 
+def read_stems(path: Path) -> list[str]:
+    """Lines of a stems file: an entry, or ``*`` and an entry (at a word's end only)."""
+    stems = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        ending = text.startswith("*")
+        try:
+            stems.append("*" * ending + normalise_entry(text.removeprefix("*")))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return stems
+
+
 def compile_lexicon(
     sources: Sequence[tuple[str, list[str]]],
     allow: Iterable[str],
     names: Iterable[str] = (),
+    stems: Iterable[str] = (),
 ) -> Lexicon:
     """Build the matchers from (rule, entries) sources; earlier sources name a match."""
     dropped = {entry for entry in map(entry_form, allow) if entry is not None}
@@ -199,7 +228,8 @@ def compile_lexicon(
     everything = sorted({e for entries in by_rule.values() for e in entries})
     singles = [e for e in everything if " " not in e]
     skeletons = skeleton_trie(everything)
-    stirring, stirring_ascii = stirring_patterns(skeletons)
+    compounds = compile_compounds(stems, frozenset(dropped))
+    stirring, stirring_ascii = stirring_patterns(skeletons, compounds)
     named = list(by_rule.items())
     return Lexicon(
         unit=unit_regex(everything),
@@ -216,4 +246,5 @@ def compile_lexicon(
         ),
         last_rule=named[-1][0] if named else RULE,
         names=frozenset(names) & frozenset(everything),
+        compounds=compounds,
     )

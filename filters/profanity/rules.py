@@ -155,10 +155,18 @@ def skeleton_pattern(node: dict[str, Any]) -> str:
     return f"(?:{'|'.join(branches)})" if branches else ""
 
 
-def stirring_patterns(skeletons: dict[str, Any]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """``Lexicon.stirring`` and ``stirring_ascii``: after a word's start, one character,
-    a word not only of ASCII letters, or one on an entry's skeleton."""
+def stirring_patterns(
+    skeletons: dict[str, Any], compounds: Any = None
+) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``Lexicon.stirring`` and ``stirring_ascii`` (for ASCII text lowercased): after a
+    word's start, one character, a word not only of ASCII letters, or one on an entry's
+    skeleton; with ``compounds`` also a stem anywhere, or a stem's beginning at the very
+    end (the ``tail`` group)."""
     viable = skeleton_pattern(skeletons) or "(?!)"
+    stems = stems_any = ""
+    if compounds is not None:
+        stems = f"|{compounds.seen.pattern}|(?P<tail>{compounds.tail.pattern})"
+        stems_any = f"|(?i:{compounds.seen.pattern})|(?P<tail>(?i:{compounds.tail.pattern}))"
     token = f"(?:[^\\W_]|{WORD_CHARS})"
     symbols = re.escape(SYMBOLS) + "'"
     ascii_token = f"[0-9a-z{symbols}]"
@@ -167,11 +175,12 @@ def stirring_patterns(skeletons: dict[str, Any]) -> tuple[re.Pattern[str], re.Pa
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
             f"(?:(?i:{viable})(?![A-Za-z])"
             f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS})"
-            f"|{token}(?!{token}))"
+            f"|{token}(?!{token})){stems_any}"
         ),
         re.compile(
             f"(?<!{ascii_token})"
             f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}))"
+            f"{stems}"
         ),
     )
 

@@ -74,8 +74,16 @@ class Scan:
         hits: list[Hit] = []
         cursor = origin
         size = len(self._text)
-        for i, (start, _) in enumerate(self._spans):
+        compounds = self._lex.compounds
+        for i, (start, end) in enumerate(self._spans):
+            if end <= cursor:
+                continue
             if start < cursor:
+                # A word continuing text already decided: only a stem inside it counts.
+                if compounds is not None:
+                    cursor, held = self._stems(i, cursor, hits)
+                    if held:
+                        return hits, cursor
                 continue
             limit = min(size, start + self._bound)
             closed = self._final and limit == size
@@ -90,7 +98,36 @@ class Scan:
             if outcome is not None:
                 hits.append(outcome)
                 cursor = outcome.end
+            elif compounds is not None:
+                cursor, held = self._stems(i, start, hits)
+                if held:
+                    return hits, cursor
         return hits, size
+
+    def _stems(self, i: int, cursor: int, hits: list[Hit]) -> tuple[int, bool]:
+        """Add the stems inside word ``i`` from ``cursor`` on to ``hits``; returns the
+        new cursor, and whether a stem's beginning at the end of the text must be held
+        (the cursor is then where it starts)."""
+        lex, text = self._lex, self._text
+        assert lex.compounds is not None
+        start, end = self._spans[i]
+        closed = self._final or end < len(text)
+        word = text[start:end]
+        if not lex.accepts(word):
+            return cursor, False
+        for match in lex.compounds.inner.finditer(text, cursor, end, partial=not closed):
+            ending = match.group("e") is not None
+            if match.partial or (ending and not closed and match.end() + 2 >= end):
+                # Not complete yet, or an ending stem whose word may still go on.
+                return match.start(), True
+            if ending and (
+                match.start() == start or text[match.end() : end] not in ("", "'s", "\u2019s")
+            ):
+                continue
+            if lex.accepts(match.group()):
+                hits.append(Hit(match.start(), match.end(), lex.rule_for(match.group())))
+                cursor = match.end()
+        return cursor, False
 
     def _unless_name(self, i: int, hit: Hit, closed: bool) -> _Outcome:
         """``hit``, unless it is one word of the names list used as a name."""

@@ -100,13 +100,11 @@ class ProfanityStage:
             if text.isascii():
                 return self._feed_plain(text)
             view = self._open_view()
-        pending = self._pending + view.feed(text)
-        if len(pending) <= self._bound and self._lexicon.quiet(
-            self._context + pending, len(self._context)
-        ):
-            self._pending = pending
-            return self._release_quiet(text, view)
-        self._pending = pending
+        pending = self._pending = self._pending + view.feed(text)
+        if len(pending) <= self._bound:
+            quiet = self._lexicon.quiet(self._context + pending, len(self._context))
+            if quiet is not None:
+                return self._release_quiet(text, view, quiet - len(self._context))
         return self._advance(text, final=False)
 
     def finish(self, end: ChannelEnd) -> Release:
@@ -128,11 +126,14 @@ class ProfanityStage:
             # whole: skip the scan.
             context = self._context
             joined = context + pending
-            if self._lexicon.quiet(joined, len(context)):
-                self._released += len(pending)
-                self._keep_context(joined)
-                self._pending = ""
-                return Release(text if self._action == "flag" else pending)
+            quiet = self._lexicon.quiet(joined, len(context))
+            if quiet is not None:
+                # A stem's beginning at the very end (``...dumbfu``) stays held.
+                cut = quiet - len(context)
+                self._released += cut
+                self._keep_context(joined[:quiet])
+                self._pending = pending[cut:]
+                return Release(text if self._action == "flag" else pending[:cut])
         self._pending = pending
         return self._advance(text, final=False)
 
@@ -152,12 +153,12 @@ class ProfanityStage:
         self._pending = view.feed(held)
         return view
 
-    def _release_quiet(self, fed: str, view: TextView) -> Release:
-        """Release all the scanned pending text: no candidate can start in it."""
+    def _release_quiet(self, fed: str, view: TextView, quiet: int) -> Release:
+        """Release the scanned pending text up to ``quiet``: no candidate starts in it."""
         pending = self._pending
-        self._keep_context(self._context + pending)
-        self._vpos += len(pending)
-        self._pending = ""
+        self._keep_context(self._context + pending[:quiet])
+        self._vpos += quiet
+        self._pending = pending[quiet:]
         cut = view.cut(self._vpos)
         start, self._released = self._released, self._vbase + cut
         out = view.original(start - self._vbase, cut)
