@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from filters.json_schema import SchemaError, compile_schema
+from filters.json.events import SchemaError
+from filters.json.schema import compile_schema
 from pipeline.testing import chunkings, run_factory
 from tests.test_json_validate import OK, expected_reason, factory, json_channel, run_both
 
@@ -261,9 +263,13 @@ SCHEMA_CASES = [
         1,
         id="ref-beside-siblings",
     ),
-    # ignored keywords never reject
+    # keywords judged at the end pass a document that satisfies them
     pytest.param(
-        {"type": "string", "format": "email", "pattern": "^x"}, '"no"', OK, None, id="ignored"
+        {"type": "string", "format": "email", "pattern": "^x"},
+        '"x@example.com"',
+        OK,
+        None,
+        id="end-keywords-satisfied",
     ),
     pytest.param(
         {"patternProperties": {"^x_": {}}, "additionalProperties": False},
@@ -281,6 +287,125 @@ SCHEMA_CASES = [
     ),
     pytest.param({"properties": {"a": True}}, '{"a": [1]}', OK, None, id="true-schema"),
 ]
+
+
+END_CASES = [
+    pytest.param({"type": "string", "pattern": "^x"}, '"no"', "pattern", id="pattern"),
+    pytest.param({"type": "string", "format": "email"}, '"no"', "format", id="format-email"),
+    pytest.param({"format": "date-time"}, '"2024-13-01T00:00:00Z"', "format", id="format-date"),
+    pytest.param({"format": "uuid"}, '"not-a-uuid"', "format", id="format-uuid"),
+    pytest.param({"format": "ipv4"}, '"999.1.1.1"', "format", id="format-ipv4"),
+    pytest.param(
+        {"patternProperties": {"^x_": {"type": "integer"}}},
+        '{"x_1": "one"}',
+        "type",
+        id="patternProperties",
+    ),
+    pytest.param(
+        {"patternProperties": {"^x_": {}}, "additionalProperties": False},
+        '{"y": 1}',
+        "additionalProperties",
+        id="patternProperties-with-additional",
+    ),
+    pytest.param(
+        {"prefixItems": [{"type": "string"}], "items": {"type": "integer"}},
+        '["a", "b"]',
+        "type",
+        id="prefixItems-then-items",
+    ),
+    pytest.param({"prefixItems": [{"type": "string"}]}, "[1]", "type", id="prefixItems"),
+    pytest.param({"uniqueItems": True}, "[1, 1]", "uniqueItems", id="uniqueItems"),
+    pytest.param({"multipleOf": 3}, "[1]", None, id="multipleOf-not-a-number"),
+    pytest.param({"multipleOf": 3}, "4", "multipleOf", id="multipleOf"),
+    pytest.param({"not": {"type": "string"}}, '"s"', "not", id="not"),
+    pytest.param({"const": {"a": 1}}, '{"a": 2}', "const", id="const-object"),
+    pytest.param({"enum": [[1, 2]]}, "[2, 1]", "enum", id="enum-array"),
+    pytest.param(
+        {"if": {"required": ["a"]}, "then": {"required": ["b"]}}, '{"a": 1}', "required", id="if"
+    ),
+    pytest.param({"minProperties": 2}, '{"a": 1}', "minProperties", id="minProperties"),
+    pytest.param(
+        {"propertyNames": {"pattern": "^[a-z]+$"}}, '{"A": 1}', "pattern", id="propertyNames"
+    ),
+    pytest.param(
+        {"dependentRequired": {"a": ["b"]}}, '{"a": 1}', "dependentRequired", id="dependent"
+    ),
+    pytest.param({"contains": {"type": "string"}}, "[1, 2]", "contains", id="contains"),
+    pytest.param(
+        {"oneOf": [{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": "^ab"}]},
+        '"ab"',
+        "oneOf",
+        id="oneOf-both-match-at-end",
+    ),
+    pytest.param(
+        {"oneOf": [{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": "^b"}]},
+        '"b"',
+        None,
+        id="oneOf-one-survives-the-end",
+    ),
+]
+"""(schema, document, keyword the final validator names, or None: the document is valid).
+Each keyword here is decided only at the end; streaming lets the document through."""
+
+
+@pytest.mark.parametrize(("schema", "doc", "keyword"), END_CASES)
+def test_keywords_decided_at_the_end(schema: dict[str, Any], doc: str, keyword: str | None) -> None:
+    """The final validator judges what streaming does not; the close is withheld until then."""
+    run = run_both(factory(), doc, json_channel(schema))
+    if keyword is None:
+        assert (None, doc) == (run.block, run.text)
+        return
+    assert run.block is not None
+    assert run.block.startswith(f"json: value fails {keyword!r} (#/")
+    assert run.block.endswith(" at end")
+    assert doc[:-1] == run.text
+    assert [("json_schema", "blocked")] == [(f.rule, f.action) for f in run.findings]
+
+
+def test_end_verdict_flags_without_holding() -> None:
+    """``action: flag`` releases the document and records the end verdict as a finding."""
+    run = run_both(factory(action="flag"), '"no"', json_channel({"pattern": "^x"}))
+    assert ('"no"', None, ["json_schema"]) == (run.text, run.block, [f.rule for f in run.findings])
+
+
+def test_whole_mode_end_verdict_releases_nothing() -> None:
+    """Whole mode releases nothing of a document the final validator rejects."""
+    run = run_both(
+        factory(whole=True), '{"a": "no"}', json_channel({"properties": {"a": {"pattern": "^x"}}})
+    )
+    assert "" == run.text
+    assert run.block is not None
+
+
+def test_exact_schemas_skip_the_final_validator() -> None:
+    """A schema of streaming keywords only needs no end verdict; any other keyword does."""
+    exact = {"type": "object", "properties": {"a": {"enum": ["x"]}}, "required": ["a"]}
+    assert compile_schema(exact).exact()
+    assert not compile_schema({"properties": {"a": {"pattern": "^x"}}}).exact()
+    assert not compile_schema({"$defs": {"d": {"format": "uuid"}}, "$ref": "#/$defs/d"}).exact()
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "https://example.com/schema.json"},
+        {"$schema": "https://example.com/meta", "type": "string", "pattern": "^x"},
+        {"type": "string", "format": "no-such-format"},
+        {"type": "string", "pattern": "(?<!unsupported"},
+    ],
+    ids=["remote-ref", "remote-meta-schema", "unknown-format", "bad-pattern"],
+)
+def test_schema_the_validator_cannot_apply_is_refused_at_load(schema: dict[str, Any]) -> None:
+    """A configured schema the checks cannot apply fails at load, never fetching anything."""
+    with pytest.raises(ValidationError):
+        factory(schema=schema)
+
+
+def test_unusable_request_schema_falls_back_to_syntax_with_a_finding() -> None:
+    """A request schema with an unknown format is checked for syntax only, and says so."""
+    run = run_both(factory(), '"x"', json_channel({"format": "no-such-format"}))
+    assert ('"x"', None) == (run.text, run.block)
+    assert ["json_schema_unusable"] == [f.rule for f in run.findings]
 
 
 @pytest.mark.parametrize(("schema", "doc", "verdict", "offset"), SCHEMA_CASES)

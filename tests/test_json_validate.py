@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from filters.json_validate import HELD_END_CHARS, JsonConfig, JsonFactory
+from filters.json import HELD_END_CHARS, JsonConfig, JsonFactory
 from pipeline.config import parse_config
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Finding
@@ -300,20 +300,48 @@ def test_zero_lookahead_releases_the_close_at_once() -> None:
     assert ['{"a": 1', "}", "\n", ""] == run.releases
 
 
-def test_trailing_whitespace_past_the_bound_meets_the_overflow_policy() -> None:
-    """More trailing whitespace than the bound covers overflows; the close stays unreleased."""
-    config = """
+OVERFLOW_BLOCKS = """
 routes:
   - name: r
     upstream: {url: "http://127.0.0.1:1"}
     stages:
       - {type: json, on_overflow: block}
 """
-    chain = ResponseFilter(build_plans(parse_config(config))["r"]).chain(JSON_CHANNEL)
-    released = chain.feed('{"a": 1}').text + chain.feed("\n" * (HELD_END_CHARS - 1)).text
-    assert ('{"a": 1', HELD_END_CHARS) == (released, chain.held)
-    release = chain.feed("\n")
+
+
+@pytest.mark.parametrize("pad", [" " * 100, "\n" * 5000, "\r\n" * 20 + "\t" * 300])
+def test_trailing_whitespace_of_any_length_reaches_the_client_intact(pad: str) -> None:
+    """Whitespace after the close is valid RFC 8259 and is held as runs: never an overflow."""
+    chain = ResponseFilter(build_plans(parse_config(OVERFLOW_BLOCKS))["r"]).chain(JSON_CHANNEL)
+    released = chain.feed('{"a": 1}').text + "".join(chain.feed(c).text for c in pad)
+    assert ('{"a": 1', None) == (released, None)
+    assert chain.held < HELD_END_CHARS
+    assert '{"a": 1}' + pad == released + chain.finish(ChannelEnd.COMPLETE).text
+
+
+def test_garbage_after_long_trailing_whitespace_still_withholds_the_close() -> None:
+    """A hundred spaces then garbage: blocked, and the client never saw the close."""
+    run = run_factory(factory(), ['{"a": 1}', " " * 100, "x"], JSON_CHANNEL)
+    reason = expected_reason("trailing data after the document", 108)
+    assert ('{"a": 1', reason) == (run.text, run.block)
+
+
+def test_whitespace_alternating_past_the_bound_meets_the_overflow_policy() -> None:
+    """The documented limit: more alternating whitespace runs than the bound overflows."""
+    chain = ResponseFilter(build_plans(parse_config(OVERFLOW_BLOCKS))["r"]).chain(JSON_CHANNEL)
+    released = chain.feed('{"a": 1}').text + chain.feed(" \n" * ((HELD_END_CHARS - 1) // 2)).text
+    assert ('{"a": 1', HELD_END_CHARS - 1) == (released, chain.held)
+    release = chain.feed("  \n")
     assert ("", "json: held text over its chars bound") == (release.text, release.block)
+
+
+def test_trailing_whitespace_counts_against_max_chars() -> None:
+    """Padding is held in constant memory but still counted by the document size limit."""
+    run = run_factory(factory(max_chars=50), ['{"a": 1}', " " * 60], JSON_CHANNEL)
+    assert ('{"a": 1', expected_reason("document longer than 50 characters", 50)) == (
+        run.text,
+        run.block,
+    )
 
 
 def test_without_lookahead_garbage_only_stops_what_follows() -> None:

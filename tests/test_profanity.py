@@ -302,8 +302,9 @@ def test_candidate_longer_than_the_bound_is_masked_fail_closed() -> None:
     """A word still open at ``max_holdback`` characters is treated as a match."""
     text = "".join(letter * 7 for letter in "motherfucker") + " ok"
     run = check(list(text))
-    bound = DEFAULT.max_holdback
+    bound = DEFAULT.scan_bound
     assert bound == run.max_held
+    assert bound < DEFAULT.max_holdback
     assert "m" + "*" * (bound - 1) == run.text[:bound]
     assert [("profanity", "masked", 0, bound)] == spans(run)
 

@@ -125,3 +125,24 @@ async def test_non_streaming_json_is_validated(stack: StackFactory) -> None:
         extra_body={"sim": {"text": '{"name": "Ada", "age": 1, "x": 2}'}},
     )
     assert "content_filter" == reply.choices[0].finish_reason
+
+
+async def test_trailing_whitespace_reaches_the_client_intact(stack: StackFactory) -> None:
+    """``{"a": 1}`` and a hundred spaces is valid RFC 8259: all of it arrives, ``stop``."""
+    s = await stack(ROUTES)
+    doc = '{"a": 1}' + " " * 100
+    sim = {"chunks": ['{"a": 1}', *[" "] * 100]}
+    assert (doc, "stop") == await stream(
+        s.proxy_url, response_format={"type": "json_object"}, extra_body={"sim": sim}
+    )
+
+
+async def test_pattern_is_judged_at_the_end_with_the_close_withheld(stack: StackFactory) -> None:
+    """A ``pattern`` the streaming checker cannot decide is judged at the end; the client
+    gets ``content_filter`` and never the document's close."""
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "name": {"pattern": "^[A-Z]"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}
+    s = await stack(ROUTES)
+    doc = '{"name": "ada", "age": 36}'
+    text, finish = await stream(s.proxy_url, response_format=fmt, extra_body={"sim": {"text": doc}})
+    assert ("content_filter", doc[:-1]) == (finish, text)
