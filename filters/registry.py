@@ -7,6 +7,7 @@ file in ``filters/`` and one line here.
 
 BUILTIN_STAGES: dict[str, str] = {
     "json": "filters.json_validate:JsonFactory",
+    "moderation": "filters.moderation:ModerationFactory",
     "profanity": "filters.profanity:ProfanityFactory",
     "redact": "filters.redact:RedactFactory",
 }

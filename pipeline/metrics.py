@@ -21,7 +21,7 @@ import bisect
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -200,7 +200,14 @@ class Metrics:
         self.open_streams.dec()
 
     def instrument(self, plans: Mapping[str, RoutePlan]) -> dict[str, RoutePlan]:
-        """``plans`` with every stage of a ``stage_metrics`` route wrapped to time itself."""
+        """``plans`` with every stage of a ``stage_metrics`` route wrapped to time itself.
+
+        Factories with metrics of their own (:class:`ReportsMetrics`) get this registry.
+        """
+        for plan in plans.values():
+            for bound in plan.stages:
+                if isinstance(bound.factory, ReportsMetrics):
+                    bound.factory.report_to(self.registry, plan.route.name, bound.id)
         return {
             name: self._instrument(plan) if plan.route.stage_metrics else plan
             for name, plan in plans.items()
@@ -220,6 +227,15 @@ class Metrics:
         return dataclasses.replace(bound, factory=cls(bound.factory, seconds, held))
 
 
+@runtime_checkable
+class ReportsMetrics(Protocol):
+    """A stage factory that records metrics of its own (``moderation``: classifier calls)."""
+
+    def report_to(self, registry: CollectorRegistry, route: str, stage: str) -> None:
+        """Register (once per registry) and record on ``registry`` with these labels."""
+        ...
+
+
 class _TimedFactory(StageFactory[StageConfig]):
     """Opens the wrapped factory's stages inside a timing shell; otherwise transparent."""
 
@@ -237,6 +253,9 @@ class _TimedFactory(StageFactory[StageConfig]):
 
     def applies_to(self, channel: Channel) -> bool:
         return self._inner.applies_to(channel)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
     def open(self, channel: Channel) -> Stage | AsyncStage:
         return _TimedStage(cast(Stage, self._inner.open(channel)), self._seconds, self._held)

@@ -1,0 +1,271 @@
+"""One channel of ``type: moderation``: windows, verdicts in flight, and what may go out.
+
+The channel's text is cut into windows (:mod:`filters.moderation.windows`); each window is
+sent to the classifier as soon as it closes, with up to ``max_in_flight`` calls
+outstanding, so in ``hold`` mode the stream lags its classifier by about one round trip
+rather than one per window. What may be released is one rule for all three modes: text
+whose verdict is in goes out in order, and text still awaiting its verdict goes out only
+within the mode's budget (``hold`` 0, ``bounded`` ``max_unverified_chars``, ``monitor``
+unlimited). So exposure is bounded by construction, whenever verdicts arrive.
+
+Verdicts that arrived since the last call are applied at every ``feed`` and ``finish``: the
+stage contract has no call between two upstream pieces, so a verdict reached while the
+upstream is silent takes effect with its next piece, or at the channel's end, which waits
+for every outstanding verdict. A flagged window then blocks (the response ends the
+protocol's way, nothing unreleased goes out), masks what of it is still unreleased, or is
+only recorded (``action: flag``); a failed call does what ``on_error`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+
+import structlog
+
+from filters.moderation.client import Classifier, Verdict
+from filters.moderation.config import ModerationConfig
+from filters.moderation.windows import split_windows
+from pipeline.stage import NOTHING, Channel, ChannelEnd, ErrorPolicy, Finding, Release
+
+log = structlog.get_logger("streamsieve.moderation")
+
+
+class _Status(enum.Enum):
+    PENDING = "pending"
+    RELEASE = "release"
+    MASK = "mask"
+    BLOCK = "block"
+
+
+class _Window:
+    """A closed window: its place in the channel, its call, and how much of it went out."""
+
+    __slots__ = ("key", "sent", "start", "status", "task", "text")
+
+    def __init__(self, start: int, text: str, key: str) -> None:
+        self.start = start
+        self.text = text
+        self.key = key
+        """What the classifier is asked: the context before the window, then the window."""
+        self.task: asyncio.Future[Verdict] | None = None
+        self.sent = 0
+        """Characters of the window released so far (ahead of its verdict, or after it)."""
+        self.status = _Status.PENDING
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+class ModerationStage:
+    """One channel's windows, verdicts and release accounting."""
+
+    __slots__ = (
+        "_block",
+        "_cache",
+        "_classifier",
+        "_config",
+        "_context",
+        "_fed",
+        "_findings",
+        "_held",
+        "_limit",
+        "_open",
+        "_open_sent",
+        "_windows",
+    )
+
+    def __init__(self, classifier: Classifier, channel: Channel, limit: int) -> None:
+        self._classifier = classifier
+        self._config: ModerationConfig = classifier.config
+        self._limit = limit
+        """Most characters held when a call returns (the factory's ``max_holdback``)."""
+        self._cache: dict[str, asyncio.Future[Verdict]] = channel.scope.setdefault(classifier, {})
+        """Calls by what they ask, shared by every channel of the response."""
+        self._windows: deque[_Window] = deque()
+        self._open = ""
+        self._open_sent = 0
+        self._context = ""
+        self._fed = 0
+        self._held = 0
+        self._findings: list[Finding] = []
+        self._block: str | None = None
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    async def feed(self, text: str) -> Release:
+        self._fed += len(text)
+        self._held += len(text)
+        self._close_windows(self._open + text)
+        self._launch()
+        self._collect()
+        out = [self._emit()]
+        # Backpressure: a channel keeps at most max_in_flight windows, so what it holds
+        # stays within its bound; meanwhile the upstream is simply not read further.
+        while self._block is None and self._windows and self._over_bound():
+            await self._wait_any()
+            out.append(self._emit())
+            self._launch()
+        return self._result("".join(out))
+
+    async def finish(self, end: ChannelEnd) -> Release:
+        if self._open:
+            start = self._fed - len(self._open)
+            self._add_window(_Window(start, self._open, self._context + self._open))
+            self._windows[-1].sent = self._open_sent
+            self._open, self._open_sent = "", 0
+        self._launch()
+        out: list[str] = []
+        while self._block is None and self._windows:
+            await self._wait_any()
+            out.append(self._emit())
+            self._launch()
+        return self._result("".join(out))
+
+    def _over_bound(self) -> bool:
+        return len(self._windows) > self._config.max_in_flight or self._held > self._limit
+
+    def _close_windows(self, text: str) -> None:
+        closed, rest = split_windows(text, self._config.window_chars)
+        start = self._fed - len(text)
+        sent = self._open_sent
+        for piece in closed:
+            window = _Window(start, piece, self._context + piece)
+            window.sent = min(sent, len(piece))
+            sent -= window.sent
+            self._add_window(window)
+            start += len(piece)
+        self._open, self._open_sent = rest, sent
+
+    def _add_window(self, window: _Window) -> None:
+        self._windows.append(window)
+        if self._config.context_chars:
+            self._context = (self._context + window.text)[-self._config.context_chars :]
+
+    def _launch(self) -> None:
+        """Start the calls of the oldest ``max_in_flight`` windows that have none yet."""
+        for index, window in enumerate(self._windows):
+            if index >= self._config.max_in_flight:
+                return
+            if window.task is not None:
+                continue
+            task = self._cache.get(window.key)
+            if task is None:
+                task = asyncio.ensure_future(self._classifier.judge(window.key))
+                self._cache[window.key] = task
+            else:
+                self._classifier.count("cached")
+            window.task = task
+
+    async def _wait_any(self) -> None:
+        """Until one more outstanding call answers; every verdict in is applied."""
+        waiting = {
+            w.task for w in self._windows if w.task is not None and w.status is _Status.PENDING
+        }
+        if waiting:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Apply every verdict that has arrived, in window order."""
+        for window in self._windows:
+            task = window.task
+            if window.status is _Status.PENDING and task is not None and task.done():
+                self._apply(window, task.result())
+
+    def _apply(self, window: _Window, verdict: Verdict) -> None:
+        config = self._config
+        route, stage = self._classifier.labels
+        self._classifier.metrics.ahead.labels(route, stage, config.mode).observe(window.sent)
+        if verdict.kind == "ok":
+            window.status = _Status.RELEASE
+            return
+        if verdict.kind == "error":
+            if self._cache.get(window.key) is window.task:
+                del self._cache[window.key]  # a failed call is no answer to reuse
+            status = _ON_ERROR[config.on_error]
+            rule, reason = "moderation_error", f"classifier {verdict.reason}"
+            log.warning(
+                "moderation_failed",
+                stage=stage,
+                reason=verdict.reason,
+                policy=config.on_error.value,
+            )
+        else:
+            status = _ON_FLAG[config.action]
+            rule = f"moderation:{','.join(verdict.categories)}"
+            reason = f"flagged {','.join(verdict.categories)}"
+        window.status = status
+        if status is _Status.BLOCK:
+            action = "blocked"
+            if self._block is None:
+                self._block = f"{stage}: {reason}"
+        elif status is _Status.MASK and window.sent < len(window.text):
+            action = "masked"
+        else:
+            action = "passed" if verdict.kind == "error" else "flagged"
+        self._findings.append(Finding(rule, action, window.start, window.end))
+
+    def _emit(self) -> str:
+        """Everything the mode allows out now, in order (only verdicts' text once blocked)."""
+        budget = 0 if self._block is not None else self._config.budget
+        remaining: int | None = None
+        if budget is not None:
+            ahead = self._open_sent + sum(
+                w.sent for w in self._windows if w.status is _Status.PENDING
+            )
+            remaining = max(0, budget - ahead)
+        out: list[str] = []
+        for window in self._windows:
+            rest = len(window.text) - window.sent
+            if window.status is _Status.BLOCK:
+                break
+            if not rest:
+                continue
+            if window.status is _Status.PENDING:
+                take = rest if remaining is None else min(rest, remaining)
+                out.append(window.text[window.sent : window.sent + take])
+                window.sent += take
+                self._held -= take
+                if remaining is not None:
+                    remaining -= take
+                if window.sent < len(window.text):
+                    break
+                continue
+            out.append(
+                self._config.mask if window.status is _Status.MASK else window.text[window.sent :]
+            )
+            window.sent = len(window.text)
+            self._held -= rest
+        else:
+            rest = len(self._open) - self._open_sent
+            take = rest if remaining is None else min(rest, remaining)
+            out.append(self._open[self._open_sent : self._open_sent + take])
+            self._open_sent += take
+            self._held -= take
+        while self._windows and self._windows[0].status in _SETTLED:
+            if self._windows[0].sent < len(self._windows[0].text):
+                break
+            self._windows.popleft()
+        return "".join(out)
+
+    def _result(self, text: str) -> Release:
+        findings, self._findings = tuple(self._findings), []
+        if self._block is not None:
+            return Release(text, self._block, findings)
+        if not text and not findings:
+            return NOTHING
+        return Release(text, findings=findings)
+
+
+_ON_ERROR = {
+    ErrorPolicy.BLOCK: _Status.BLOCK,
+    ErrorPolicy.MASK: _Status.MASK,
+    ErrorPolicy.PASS: _Status.RELEASE,
+}
+_ON_FLAG = {"block": _Status.BLOCK, "mask": _Status.MASK, "flag": _Status.RELEASE}
+_SETTLED = frozenset({_Status.RELEASE, _Status.MASK})
