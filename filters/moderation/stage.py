@@ -42,12 +42,13 @@ class _Status(enum.Enum):
 class _Window:
     """A closed window: its place in the channel, its call, and how much of it went out."""
 
-    __slots__ = ("key", "sent", "start", "status", "task", "text")
+    __slots__ = ("context", "key", "sent", "start", "status", "task", "text")
 
-    def __init__(self, start: int, text: str, key: str) -> None:
+    def __init__(self, start: int, text: str, context: str) -> None:
         self.start = start
         self.text = text
-        self.key = key
+        self.context = len(context)
+        self.key = context + text
         """What the classifier is asked: the context before the window, then the window."""
         self.task: asyncio.Future[Verdict] | None = None
         self.sent = 0
@@ -66,6 +67,7 @@ class ModerationStage:
         "_block",
         "_cache",
         "_classifier",
+        "_clean_from",
         "_config",
         "_context",
         "_fed",
@@ -92,6 +94,9 @@ class ModerationStage:
         self._held = 0
         self._findings: list[Finding] = []
         self._block: str | None = None
+        self._clean_from = 0
+        """Where context may start: after the last window flagged but let through (masked
+        or only flagged), so that window does not make the ones after it look flagged."""
 
     @property
     def held(self) -> int:
@@ -115,7 +120,7 @@ class ModerationStage:
     async def finish(self, end: ChannelEnd) -> Release:
         if self._open:
             start = self._fed - len(self._open)
-            self._add_window(_Window(start, self._open, self._context + self._open))
+            self._add_window(start, self._open)
             self._windows[-1].sent = self._open_sent
             self._open, self._open_sent = "", 0
         self._launch()
@@ -134,17 +139,19 @@ class ModerationStage:
         start = self._fed - len(text)
         sent = self._open_sent
         for piece in closed:
-            window = _Window(start, piece, self._context + piece)
+            window = self._add_window(start, piece)
             window.sent = min(sent, len(piece))
             sent -= window.sent
-            self._add_window(window)
             start += len(piece)
         self._open, self._open_sent = rest, sent
 
-    def _add_window(self, window: _Window) -> None:
+    def _add_window(self, start: int, text: str) -> _Window:
+        context = self._context[max(0, self._clean_from - (start - len(self._context))) :]
+        window = _Window(start, text, context)
         self._windows.append(window)
         if self._config.context_chars:
-            self._context = (self._context + window.text)[-self._config.context_chars :]
+            self._context = (self._context + text)[-self._config.context_chars :]
+        return window
 
     def _launch(self) -> None:
         """Start the calls of the oldest ``max_in_flight`` windows that have none yet."""
@@ -162,27 +169,39 @@ class ModerationStage:
             window.task = task
 
     async def _wait_any(self) -> None:
-        """Until one more outstanding call answers; every verdict in is applied."""
-        waiting = {
-            w.task for w in self._windows if w.task is not None and w.status is _Status.PENDING
-        }
-        if waiting:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        """Until the oldest window still waiting has its verdict; then apply what is in.
+
+        ``asyncio.wait`` rather than awaiting the call: a call may be shared with another
+        channel (the cache), and being cancelled here must never cancel it for that one.
+        """
+        for window in self._windows:
+            if window.status is _Status.PENDING:
+                if window.task is not None:
+                    await asyncio.wait({window.task})
+                break
         self._collect()
 
     def _collect(self) -> None:
-        """Apply every verdict that has arrived, in window order."""
+        """Apply the verdicts that have arrived, in window order, up to one still awaited.
+
+        In order, so a window flagged only for the flagged window in its context is known
+        to be so, and asked again without it (:meth:`_apply`).
+        """
         for window in self._windows:
+            if window.status is not _Status.PENDING:
+                continue
             task = window.task
-            if window.status is _Status.PENDING and task is not None and task.done():
-                self._apply(window, task.result())
+            if task is None or not task.done():
+                return
+            self._apply(window, task.result())
+            if window.status is _Status.PENDING:
+                return
 
     def _apply(self, window: _Window, verdict: Verdict) -> None:
         config = self._config
-        route, stage = self._classifier.labels
-        self._classifier.metrics.ahead.labels(route, stage, config.mode).observe(window.sent)
+        stage = self._classifier.labels[1]
         if verdict.kind == "ok":
-            window.status = _Status.RELEASE
+            self._settle(window, _Status.RELEASE)
             return
         if verdict.kind == "error":
             if self._cache.get(window.key) is window.task:
@@ -196,10 +215,19 @@ class ModerationStage:
                 policy=config.on_error.value,
             )
         else:
+            trim = self._clean_from - (window.start - window.context)
+            if trim > 0:
+                # Its context holds a window already flagged and dealt with: ask again
+                # about the window with only the context after that one.
+                window.context = max(0, window.context - trim)
+                window.key = window.key[len(window.key) - len(window.text) - window.context :]
+                window.task = None
+                self._launch()
+                return
             status = _ON_FLAG[config.action]
             rule = f"moderation:{','.join(verdict.categories)}"
             reason = f"flagged {','.join(verdict.categories)}"
-        window.status = status
+        self._settle(window, status)
         if status is _Status.BLOCK:
             action = "blocked"
             if self._block is None:
@@ -208,7 +236,14 @@ class ModerationStage:
             action = "masked"
         else:
             action = "passed" if verdict.kind == "error" else "flagged"
+        if verdict.kind == "flagged":
+            self._clean_from = window.end
         self._findings.append(Finding(rule, action, window.start, window.end))
+
+    def _settle(self, window: _Window, status: _Status) -> None:
+        route, stage = self._classifier.labels
+        self._classifier.metrics.ahead.labels(route, stage, self._config.mode).observe(window.sent)
+        window.status = status
 
     def _emit(self) -> str:
         """Everything the mode allows out now, in order (only verdicts' text once blocked)."""

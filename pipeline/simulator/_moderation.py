@@ -75,6 +75,8 @@ class ModerationStats:
 
     calls: int = 0
     inputs: list[str] = field(default_factory=list)
+    answered: int = 0
+    """Calls answered so far (0 at a moment proves nothing had been judged yet)."""
     in_flight: int = 0
     peak_in_flight: int = 0
     """Most classifications answered at once: what a concurrency limit must cap."""
@@ -171,6 +173,7 @@ async def _answer_after_latency(
             await asyncio.sleep(settings.latency_ms / 1000.0)
     finally:
         stats.in_flight -= 1
+        stats.answered += 1
     if settings.status is not None:
         return _refuse(settings.status, f"Simulated classifier error {settings.status}.")
     return None
