@@ -139,3 +139,28 @@ async def stream(
             if choice.finish_reason:
                 finishes.append(choice.finish_reason)
     return Streamed(received, finishes, first, time.perf_counter() - started, seen)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningClassifier:
+    """The simulator as a bare classifier: its URL, its script, what it was asked."""
+
+    url: str
+    settings: ModerationSettings
+    calls: ModerationStats
+
+
+@contextlib.asynccontextmanager
+async def classifier(
+    latency_ms: float = 0.0, flag_words: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningClassifier]:
+    """A simulator serving ``/v1/moderations`` on loopback, stopped afterwards."""
+    settings = ModerationSettings(latency_ms=latency_ms)
+    if flag_words is not None:
+        settings.flag_words = dict(flag_words)
+    sim = await start_simulator("127.0.0.1", 0, SimulatorSettings(moderation=settings))
+    try:
+        url = f"http://127.0.0.1:{sim_port(sim)}/v1/moderations"
+        yield RunningClassifier(url, settings, sim.app[MODERATION_STATS])
+    finally:
+        await sim.cleanup()

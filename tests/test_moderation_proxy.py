@@ -121,9 +121,9 @@ async def test_a_dead_classifier_ends_a_monitored_stream_too() -> None:
 async def test_a_slow_classifier_times_out_by_on_error() -> None:
     """A verdict later than ``timeout_ms`` blocks by default and passes with on_error: pass."""
     text = "A harmless sentence. Another one."
-    async with moderated({"timeout_ms": 40}, latency_ms=400) as m:
+    async with moderated({"timeout_ms": 40}, latency_ms=200) as m:
         closed = await stream(m.proxy_url, text)
-    async with moderated({"timeout_ms": 40, "on_error": "pass"}, latency_ms=400) as m:
+    async with moderated({"timeout_ms": 40, "on_error": "pass"}, latency_ms=200) as m:
         opened = await stream(m.proxy_url, text)
     assert ("", ["content_filter"]) == (closed.text, closed.finish_reasons)
     assert (text, ["stop"]) == (opened.text, opened.finish_reasons)

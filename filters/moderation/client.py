@@ -55,6 +55,11 @@ class Classifier:
         self._calls = 0
         self._retired = False
 
+    @property
+    def session_open(self) -> bool:
+        """Whether the pooled session is open (made on the first call, closed when retired)."""
+        return self._session is not None and not self._session.closed
+
     async def judge(self, text: str) -> Verdict:
         """The verdict on ``text``, within ``timeout_ms`` of being asked (queueing included)."""
         started = time.perf_counter()

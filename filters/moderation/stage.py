@@ -232,6 +232,7 @@ class ModerationStage:
             action = "blocked"
             if self._block is None:
                 self._block = f"{stage}: {reason}"
+                self._cancel_calls()
         elif status is _Status.MASK and window.sent < len(window.text):
             action = "masked"
         else:
@@ -239,6 +240,16 @@ class ModerationStage:
         if verdict.kind == "flagged":
             self._clean_from = window.end
         self._findings.append(Finding(rule, action, window.start, window.end))
+
+    def _cancel_calls(self) -> None:
+        """The response ends: calls still running answer nobody, so they are stopped.
+
+        Safe for calls shared through the cache, since a block ends every channel of the
+        response and channels are driven one at a time (none is waiting on one now).
+        """
+        for window in self._windows:
+            if window.task is not None and not window.task.done():
+                window.task.cancel()
 
     def _settle(self, window: _Window, status: _Status) -> None:
         route, stage = self._classifier.labels
