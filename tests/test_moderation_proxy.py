@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import anthropic
+
 from filters.moderation.windows import window_end
 from tests.moderation_support import FLAGGED, REPLY, moderated, stream
 
@@ -207,3 +209,21 @@ async def test_metrics_count_verdicts_latency_and_exposure() -> None:
     assert (
         f'streamsieve_moderation_released_ahead_chars_count{{mode="bounded",{labels}}} 3.0' in text
     )
+
+
+async def test_an_anthropic_stream_ends_with_a_refusal_when_flagged() -> None:
+    """The same stage on Anthropic Messages: the SDK's final message stops with refusal."""
+    async with moderated({"mode": "hold", "window_chars": 60}) as m:
+        client = anthropic.AsyncAnthropic(base_url=m.proxy_url, api_key="x", max_retries=0)
+        async with (
+            client,
+            client.messages.stream(
+                model="claude-sonnet-4-20250514",
+                max_tokens=200,
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"sim": {"text": REPLY}},
+            ) as response,
+        ):
+            message = await response.get_final_message()
+    text = "".join(block.text for block in message.content if block.type == "text")
+    assert (BEFORE, "refusal") == (text, message.stop_reason)
