@@ -8,6 +8,7 @@ import socket
 import anthropic
 
 from filters.moderation.windows import window_end
+from tests.conftest import openai_client
 from tests.moderation_support import FLAGGED, REPLY, moderated, stream
 
 BEFORE = REPLY[: REPLY.index(FLAGGED)]
@@ -227,3 +228,16 @@ async def test_an_anthropic_stream_ends_with_a_refusal_when_flagged() -> None:
             message = await response.get_final_message()
     text = "".join(block.text for block in message.content if block.type == "text")
     assert (BEFORE, "refusal") == (text, message.stop_reason)
+
+
+async def test_a_non_streamed_reply_goes_through_the_same_windows() -> None:
+    """Without ``stream`` the whole reply is one piece: the flagged sentence is still cut."""
+    async with moderated({"mode": "hold", "window_chars": 60}) as m:
+        completion = await openai_client(m.proxy_url).chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"sim": {"text": REPLY}},
+        )
+    choice = completion.choices[0]
+    assert "content_filter" == choice.finish_reason
+    assert "forbidden" not in (choice.message.content or "")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from filters.moderation import ModerationConfig, ModerationFactory
 from filters.moderation.windows import split_windows
-from pipeline.testing import TEXT_CHANNEL, StageRun, arun_stage, chunkings, fresh
+from pipeline.testing import TEXT_CHANNEL, StageRun, acheck_stage, arun_stage, chunkings, fresh
 from tests.moderation_support import FLAGGED, REPLY, classifier
 
 BEFORE = REPLY[: REPLY.index(FLAGGED)]
@@ -176,3 +176,14 @@ def test_inconsistent_keys_are_refused(keys: dict[str, Any], message: str) -> No
     """Keys that cannot work together (or a key in YAML) are refused with the reason."""
     with pytest.raises(ValidationError, match=message):
         ModerationConfig(url="http://127.0.0.1:9/v1/moderations", **keys)
+
+
+async def test_hold_mode_passes_the_compliance_kit() -> None:
+    """The kit every built-in passes (any chunking, bound, finish, isolation), run against
+    the simulator's classifier: hold mode's output depends on the text alone."""
+    async with classifier() as c:
+        made = factory(c.url)
+        # Retired first, so each call's session lives and closes on the kit's own loop.
+        await made.aclose()
+        report = await acheck_stage(made, [REPLY, "Plain text. Nothing to hide", ""])
+    assert report.ok, str(report)
