@@ -62,6 +62,8 @@ class Streamed:
     total_s: float
     at_first: object = None
     """What ``at_first()`` returned when the first text arrived."""
+    by_choice: dict[int, str] = field(default_factory=dict)
+    """The text of each choice (``n`` > 1), in index order."""
 
 
 @contextlib.asynccontextmanager
@@ -121,6 +123,7 @@ async def stream(
     first: float | None = None
     seen: object = None
     received, finishes = "", []
+    by_choice: dict[int, str] = {}
     sim = {"text": text} | kwargs.pop("sim", {})
     response = await openai_client(url).chat.completions.create(
         model="gpt-4o",
@@ -136,9 +139,10 @@ async def stream(
                     first = time.perf_counter() - started
                     seen = at_first() if at_first is not None else None
                 received += choice.delta.content
+                by_choice[choice.index] = by_choice.get(choice.index, "") + choice.delta.content
             if choice.finish_reason:
                 finishes.append(choice.finish_reason)
-    return Streamed(received, finishes, first, time.perf_counter() - started, seen)
+    return Streamed(received, finishes, first, time.perf_counter() - started, seen, by_choice)
 
 
 @dataclass(frozen=True, slots=True)

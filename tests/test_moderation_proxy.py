@@ -182,7 +182,7 @@ async def test_identical_windows_of_one_response_are_judged_once() -> None:
     async with moderated({"mode": "hold"}) as m:
         got = await stream(m.proxy_url, text, n=2)
         assert 2 == m.calls.calls
-    assert text * 2 == got.text
+    assert {0: text, 1: text} == got.by_choice
     assert ["stop", "stop"] == got.finish_reasons
 
 
@@ -241,3 +241,13 @@ async def test_a_non_streamed_reply_goes_through_the_same_windows() -> None:
     choice = completion.choices[0]
     assert "content_filter" == choice.finish_reason
     assert "forbidden" not in (choice.message.content or "")
+
+
+async def test_two_choices_are_masked_alike_on_shared_verdicts() -> None:
+    """``n: 2`` with ``action: mask``: each choice masks the flagged sentence only, and the
+    choices share their calls (five windows, at most two asked again without context)."""
+    async with moderated({"mode": "hold", "action": "mask", "window_chars": 60}) as m:
+        got = await stream(m.proxy_url, n=2)
+        assert m.calls.calls <= 5 + 2
+    assert {0: BEFORE + "[FILTERED]" + AFTER, 1: BEFORE + "[FILTERED]" + AFTER} == got.by_choice
+    assert ["stop", "stop"] == got.finish_reasons
