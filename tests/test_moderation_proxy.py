@@ -33,12 +33,12 @@ async def test_hold_never_releases_a_flagged_sentence() -> None:
 async def test_hold_pipelines_windows_so_it_lags_one_round_trip() -> None:
     """Six sentences are judged in parallel: about one classifier round trip, not six."""
     text = "".join(f"Sentence number {i} is fine. " for i in range(6))
-    async with moderated({"mode": "hold", "max_in_flight": 8}, latency_ms=300) as m:
+    async with moderated({"mode": "hold", "max_in_flight": 8}, latency_ms=400) as m:
         got = await stream(m.proxy_url, text)
         assert 6 == m.calls.peak_in_flight
     assert text == got.text
     assert ["stop"] == got.finish_reasons
-    assert got.total_s < 3 * 0.300  # one window after another would take 1.8 s
+    assert got.total_s < 4 * 0.400  # one window after another would take 2.4 s
 
 
 async def test_bounded_exposes_at_most_max_unverified_chars() -> None:
