@@ -7,6 +7,7 @@ was asked from the simulator's own statistics.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -168,3 +169,16 @@ async def classifier(
         yield RunningClassifier(url, settings, sim.app[MODERATION_STATS])
     finally:
         await sim.cleanup()
+
+
+async def findings(running: Moderated, requests: int = 1) -> list[dict[str, Any]]:
+    """The findings of the first ``requests`` requests, once the proxy has logged them.
+
+    The proxy records a request after its last byte is written, so a client that has read
+    the whole stream may be a moment early; this waits (at most a second) for the record.
+    """
+    for _ in range(200):
+        if len(running.requests) >= requests:
+            break
+        await asyncio.sleep(0.005)
+    return [f for request in running.requests[:requests] for f in request.findings]

@@ -9,7 +9,7 @@ import anthropic
 
 from filters.moderation.windows import window_end
 from tests.conftest import openai_client
-from tests.moderation_support import FLAGGED, REPLY, moderated, stream
+from tests.moderation_support import FLAGGED, REPLY, findings, moderated, stream
 
 BEFORE = REPLY[: REPLY.index(FLAGGED)]
 """The two approved sentences before the flagged one."""
@@ -87,11 +87,10 @@ async def test_monitor_with_action_flag_only_records_a_finding() -> None:
     """``action: flag`` lets the reply finish normally and records the categories."""
     async with moderated({"mode": "monitor", "action": "flag"}) as m:
         got = await stream(m.proxy_url)
-        await asyncio.sleep(0)
-        findings = [f for r in m.requests for f in r.findings]
+        found = await findings(m)
     assert REPLY == got.text
     assert ["stop"] == got.finish_reasons
-    assert [("moderation:violence", "flagged")] == [(f["rule"], f["action"]) for f in findings]
+    assert [("moderation:violence", "flagged")] == [(f["rule"], f["action"]) for f in found]
 
 
 async def test_mask_replaces_the_flagged_sentence_and_keeps_streaming() -> None:
@@ -107,10 +106,10 @@ async def test_a_dead_classifier_fails_closed() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v1/moderations"
     async with moderated({"mode": "hold"}, classifier_url=url) as m:
         got = await stream(m.proxy_url, "A harmless sentence. Another one.")
-        findings = [f for r in m.requests for f in r.findings]
+        found = await findings(m)
     assert "" == got.text
     assert ["content_filter"] == got.finish_reasons
-    assert "moderation_error" == findings[0]["rule"]
+    assert "moderation_error" == found[0]["rule"]
 
 
 async def test_a_dead_classifier_ends_a_monitored_stream_too() -> None:
@@ -151,9 +150,9 @@ async def test_llama_guard_verdicts_block_with_its_category_codes() -> None:
     stage = {"api": "llama-guard", "model": "llama-guard-3-8b", "window_chars": 60}
     async with moderated(stage, classifier_path="/v1/chat/completions") as m:
         got = await stream(m.proxy_url)
-        findings = [f for r in m.requests for f in r.findings]
+        found = await findings(m)
     assert (BEFORE, ["content_filter"]) == (got.text, got.finish_reasons)
-    assert [("moderation:S1", "blocked")] == [(f["rule"], f["action"]) for f in findings]
+    assert [("moderation:S1", "blocked")] == [(f["rule"], f["action"]) for f in found]
 
 
 async def test_the_circuit_breaker_stops_calls_and_recovers() -> None:
