@@ -41,6 +41,7 @@ def make_app(config: LoadedConfig, metrics: Metrics | None = None) -> web.Applic
         session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         app[STATE] = ProxyState(snapshot, session, metrics)
         yield
+        await app[STATE].snapshot.aclose()
         await session.close()
 
     app.cleanup_ctx.append(session_ctx)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -179,7 +180,14 @@ class Metrics:
         self.open_streams.dec()
 
     def instrument(self, plans: Mapping[str, RoutePlan]) -> dict[str, RoutePlan]:
-        """``plans`` with every ``stage_metrics`` route observed: each stage times itself."""
+        """``plans`` with every ``stage_metrics`` route observed: each stage times itself.
+
+        Factories with metrics of their own (:class:`ReportsMetrics`) get this registry.
+        """
+        for plan in plans.values():
+            for bound in plan.stages:
+                if isinstance(bound.factory, ReportsMetrics):
+                    bound.factory.report_to(self.registry, plan.route.name, bound.id)
         return {
             name: dataclasses.replace(plan, observer=_StageTimer(self, plan))
             if plan.route.stage_metrics
@@ -207,6 +215,15 @@ class _StageTimer:
     def watch(self, stage: str, channel: Channel) -> _Timing:
         seconds, held = self._children[stage]
         return _Timing(seconds, held)
+
+
+@runtime_checkable
+class ReportsMetrics(Protocol):
+    """A stage factory that records metrics of its own (``moderation``: classifier calls)."""
+
+    def report_to(self, registry: CollectorRegistry, route: str, stage: str) -> None:
+        """Register (once per registry) and record on ``registry`` with these labels."""
+        ...
 
 
 class _Timing:

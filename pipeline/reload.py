@@ -66,7 +66,8 @@ class Reloader:
                 snapshot = await asyncio.to_thread(build_snapshot, self._path, self._state.metrics)
             except ConfigError as exc:
                 return self._refused(str(exc))
-            self._state.snapshot = snapshot
+            retired, self._state.snapshot = self._state.snapshot, snapshot
+            await retired.aclose()
             routes = tuple(route.name for route in snapshot.config.proxy.routes)
             self._state.metrics.reloads.labels("ok").inc()
             log.info("config_reloaded", config=str(self._path), routes=list(routes))

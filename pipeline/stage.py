@@ -220,3 +220,8 @@ class StageFactory(ABC, Generic[ConfigT]):
     @abstractmethod
     def open(self, channel: Channel) -> Stage | AsyncStage:
         """A fresh stage for one channel of one response."""
+
+    async def aclose(self) -> None:
+        """The config that built this factory is retired (replaced by a reload, or the
+        proxy is stopping): release what it shares across streams, such as a pooled HTTP
+        session. Streams that started on it may still be running and calling it."""

@@ -42,6 +42,12 @@ class Snapshot:
             plans = metrics.instrument(plans)
         return cls(config=config, plans=plans, auth=route_keys(config))
 
+    async def aclose(self) -> None:
+        """This snapshot is no longer in force: every stage factory releases what it pools."""
+        for plan in self.plans.values():
+            for bound in plan.stages:
+                await bound.factory.aclose()
+
 
 Observer = Callable[[RequestStats], None]
 

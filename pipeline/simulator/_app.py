@@ -19,6 +19,14 @@ from aiohttp.typedefs import Handler
 from pipeline.simulator import _anthropic, _catalog, _openai_chat, _openai_completions, _responses
 from pipeline.simulator._control import Plan, SimRequestError, SimulatorSettings, build_plan
 from pipeline.simulator._errors import anthropic_error, openai_error
+from pipeline.simulator._moderation import (
+    MODERATION,
+    MODERATION_STATS,
+    ModerationStats,
+    guard_chat,
+    is_guard_request,
+    moderations,
+)
 from pipeline.simulator._wire import Outcome, Stream, dumps, write_frames
 
 
@@ -109,12 +117,15 @@ def make_simulator_app(settings: SimulatorSettings | None = None) -> web.Applica
     app = web.Application(middlewares=[_record_request], client_max_size=64 * 1024 * 1024)
     app[_SETTINGS] = settings or SimulatorSettings()
     app[SIM_STATS] = SimStats()
+    app[MODERATION] = app[_SETTINGS].moderation
+    app[MODERATION_STATS] = ModerationStats()
     app.router.add_post("/v1/chat/completions", _text_handler(_CHAT))
     app.router.add_post("/v1/completions", _text_handler(_COMPLETIONS))
     app.router.add_post("/v1/messages", _text_handler(_MESSAGES))
     app.router.add_post("/v1/responses", _text_handler(_RESPONSES))
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/embeddings", _embeddings)
+    app.router.add_post("/v1/moderations", _moderations)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 
@@ -181,6 +192,8 @@ async def _serve(request: web.Request, endpoint: _Endpoint) -> web.StreamRespons
     body = request[_BODY]
     if not isinstance(body, dict):
         return _error(endpoint.error, 400, "We could not parse the JSON body of your request.")
+    if endpoint is _CHAT and is_guard_request(body):
+        return await guard_chat(request, body)
     try:
         plan = build_plan(
             body,
@@ -234,6 +247,10 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
         return web.json_response(_catalog.embeddings(body), dumps=dumps)
     except SimRequestError as exc:
         return _error(openai_error, exc.status, exc.message)
+
+
+async def _moderations(request: web.Request) -> web.StreamResponse:
+    return await moderations(request, request[_BODY])
 
 
 async def _not_found(request: web.Request) -> web.StreamResponse:

@@ -11,10 +11,12 @@ import functools
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.simulator._moderation import ModerationSettings
 
 DEFAULT_TEXT = (
     "Sure, I have updated the contact record as you asked. The new account owner is Jane Doe; "
@@ -37,6 +39,8 @@ class SimulatorSettings:
     inter_token_delay_ms: float = 0.0
     chars_per_token: int = 4
     """Longest delta cut from a word when splitting ``text`` (words are never merged)."""
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    """How ``/v1/moderations`` and the Llama-Guard-like chat model answer."""
 
     def __post_init__(self) -> None:
         if self.chars_per_token < 1:
