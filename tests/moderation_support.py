@@ -18,7 +18,6 @@ from typing import Any
 from pipeline.app import bound_port, make_app, start_proxy
 from pipeline.config import parse_config
 from pipeline.metrics import Metrics
-from pipeline.proxy import RequestStats
 from pipeline.simulator import (
     MODERATION_STATS,
     ModerationSettings,
@@ -28,6 +27,7 @@ from pipeline.simulator import (
 )
 from pipeline.simulator import bound_port as sim_port
 from pipeline.state import STATE
+from pipeline.stats import RequestStats
 from tests.conftest import openai_client
 
 FLAGGED = "Now the forbidden part comes. "
