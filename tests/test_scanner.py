@@ -20,6 +20,7 @@ from pipeline.scanner import (
     MatchFactory,
     Rules,
     UnboundedPatternError,
+    WindowFactory,
     block,
     pattern_width,
     replace,
@@ -217,3 +218,27 @@ def test_scanning_stage_passes_the_compliance_kit() -> None:
     texts = ["you son of a gun", "of son of a gum of", "son of", "nothing", ""]
     for decide in (MASK, FLAG, BLOCK):
         assert_compliant(Scan(GUN, decide), texts, examples=30)
+
+
+class Shouting(WindowFactory[StageConfig]):
+    """Masks every sentence written in capitals; windows of at most 12 characters."""
+
+    @property
+    def window_chars(self) -> int:
+        return 12
+
+    async def on_window(self, window: Hit) -> Decision:
+        return MASK if window.text.strip().isupper() else KEEP
+
+
+def test_window_stage_judges_whole_sentences_and_blocks_instead_of_masking_json() -> None:
+    """Sentences (or 12 characters) are judged whole; a JSON window cannot be rewritten."""
+    factory = Shouting(StageConfig(type="shout"))
+    run = run_factory(factory, ["Hi. STOP", " NOW. ok then, fine."])
+    assert "Hi. [FILTERED]ok then, fine." == run.text
+    assert [("window", "masked", 4, 14)] == [
+        (f.rule, f.action, f.start, f.end) for f in run.findings
+    ]
+    json_run = run_factory(factory, ['{"A": "STOP."}'], JSON_CHANNEL)
+    assert ("", "shout: window") == (json_run.text, json_run.block)
+    assert_compliant(factory, ["Hi. STOP NOW. ok", "LOUD WORDS HERE AND MORE", ""], examples=10)
