@@ -214,7 +214,6 @@ class _Texts:
 
     def fed(self, channel: str, text: str) -> None:
         self._result.upstream.setdefault(channel, []).append((self._log.step, text))
-        self._result.client.setdefault(channel, [])
 
     def released(self, channel: str, text: str) -> None:
         self._result.client.setdefault(channel, []).append((self._log.step, text))
