@@ -295,17 +295,20 @@ class OpenAIChatStream(StreamCodec):
         if not isinstance(delta, dict):
             return False, False
         held, altered = False, False
-        for field in self.text_fields:
+        driver = self.driver
+        # The usual delta has one key: look at it alone rather than at every text field.
+        fields = self.text_fields if len(delta) > 1 else delta.keys()
+        for field in fields:
             piece = delta.get(field)
-            if not isinstance(piece, str) or not piece:
+            if not isinstance(piece, str) or not piece or field not in self.text_fields:
                 continue
-            if self.blocked is not None:
+            if driver.blocked is not None:
                 delta[field] = ""
                 altered = True
                 continue
             channel = self._choices.channel(index, field)
-            release = await self.driver.filter(channel, piece)
-            held = held or (track_held and self.driver.held(channel) > 0)
+            release = await driver.filter(channel, piece)
+            held = held or (track_held and driver.held(channel) > 0)
             if release.text != piece:
                 delta[field] = release.text
                 altered = True
