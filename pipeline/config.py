@@ -214,10 +214,13 @@ class LimitsConfig(_Strict):
     ``Retry-After``. Per process: ``--workers N`` admits N times as many. Null: no limit."""
     retry_after_s: int = Field(default=1, ge=0)
     """The ``Retry-After`` seconds sent with that 503."""
-    client_header_timeout_s: float = Field(default=10.0, gt=0)
+    client_header_timeout_s: float = Field(default=75.0, gt=0)
     """Longest a client connection may take to send a request's line and headers, from
     its first byte (or from connecting); past it the connection is closed. Without it a
-    client sending half a request line holds a connection forever."""
+    client sending half a request line holds a connection forever. It also bounds an idle
+    keep-alive connection, so the default stays above a load balancer's usual idle timeout
+    (60 s): a backend that closes first races the balancer's next request.
+    Read at start-up; a reload does not change it."""
     client_body_timeout_s: float = Field(default=60.0, gt=0)
     """Longest a client may take to send a whole request body; past it the proxy answers
     408 and closes the connection."""
