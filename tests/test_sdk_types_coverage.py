@@ -29,9 +29,11 @@ from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter, build_plans
 from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
 from pipeline.protocols.base import BodyCodec, StreamCodec
-from pipeline.protocols.openai_chat import OpenAIChatBody, OpenAIChatStream
+from pipeline.protocols.openai_chat import OpenAIChatStream
+from pipeline.protocols.openai_chat_body import OpenAIChatBody
 from pipeline.protocols.request import RequestInfo
-from pipeline.protocols.responses import ResponsesBody, ResponsesStream
+from pipeline.protocols.responses import ResponsesStream
+from pipeline.protocols.responses_body import ResponsesBody
 from pipeline.protocols.walker import is_structural
 from pipeline.sse import Event, SSEDecoder, encode_data
 from pipeline.testing import drive_stream

@@ -10,8 +10,10 @@ from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
 from pipeline.protocols.base import BodyCodec, StreamCodec
 from pipeline.protocols.completions import CompletionsBody, CompletionsStream
 from pipeline.protocols.generic import GenericBody, GenericStream
-from pipeline.protocols.openai_chat import OpenAIChatBody, OpenAIChatStream
-from pipeline.protocols.responses import ResponsesBody, ResponsesStream
+from pipeline.protocols.openai_chat import OpenAIChatStream
+from pipeline.protocols.openai_chat_body import OpenAIChatBody
+from pipeline.protocols.responses import ResponsesStream
+from pipeline.protocols.responses_body import ResponsesBody
 
 
 @dataclass(frozen=True, slots=True)

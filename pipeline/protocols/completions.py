@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pipeline.protocols.base import BodyCodec
-from pipeline.protocols.openai_chat import OpenAIChatStream, _Choices, _end_for
+from pipeline.protocols.openai_chat import Choices, OpenAIChatStream, end_for
 
 PROTOCOL = "openai-completions"
 
@@ -52,7 +52,7 @@ class CompletionsBody(BodyCodec):
     protocol: ClassVar[str] = PROTOCOL
 
     async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self.driver)
+        choices = Choices(self.driver)
         for choice in body.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -63,7 +63,7 @@ class CompletionsBody(BodyCodec):
             if not isinstance(text, str) or not text:
                 continue
             index = choice.get("index", 0)
-            end = _end_for(choice.get("finish_reason"))
+            end = end_for(choice.get("finish_reason"))
             release = await self.driver.whole(choices.channel(index, "text"), text, end)
             if release.block:
                 _refuse(choice, release.text)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pipeline import jsonfast
 from pipeline.driver import Driver
-from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.base import StreamCodec, parse_object, reencode
 from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind
@@ -39,21 +39,21 @@ PROTOCOL = "openai-chat"
 _dumps = jsonfast.dumps
 # reasoning_content / reasoning: the model's reasoning as OpenAI-compatible servers stream it
 # (DeepSeek, vLLM, OpenRouter); unsigned, so it is filtered like any other text.
-_TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
 _ENVELOPE_SKIP = frozenset({"choices", "usage", "obfuscation"})
 _ENVELOPE = frozenset(
     {"id", "object", "created", "model", "system_fingerprint", "service_tier", "usage"}
     | _ENVELOPE_SKIP
 )
 """Chunk keys with nothing for the walker: structure, and usage (token counts)."""
-_DELTA_KEYS = frozenset({*_TEXT_FIELDS, "role"})
+_DELTA_KEYS = frozenset({*TEXT_FIELDS, "role"})
 
 
-def _end_for(finish_reason: object) -> ChannelEnd:
+def end_for(finish_reason: object) -> ChannelEnd:
     return ChannelEnd.TRUNCATED if finish_reason == "length" else ChannelEnd.COMPLETE
 
 
-class _Choices:
+class Choices:
     """Channels of one response by choice, created on first text."""
 
     __slots__ = ("_channels", "_driver", "_tool_names", "finished", "seen")
@@ -113,7 +113,7 @@ class OpenAIChatStream(StreamCodec):
     """
 
     protocol: ClassVar[str] = PROTOCOL
-    text_fields: ClassVar[tuple[str, ...]] = _TEXT_FIELDS
+    text_fields: ClassVar[tuple[str, ...]] = TEXT_FIELDS
     chunk_object: ClassVar[str] = "chat.completion.chunk"
     choice_keys: ClassVar[frozenset[str]] = frozenset(
         {"index", "delta", "logprobs", "finish_reason"}
@@ -122,7 +122,7 @@ class OpenAIChatStream(StreamCodec):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._choices = _Choices(self.driver)
+        self._choices = Choices(self.driver)
         self._last: dict[str, Any] = {"object": self.chunk_object}
         """The latest upstream chunk: its id, model... head the chunks the proxy writes."""
         self._walker = Walker(self.driver)
@@ -253,7 +253,7 @@ class OpenAIChatStream(StreamCodec):
             finish_reason = choice.get("finish_reason")
             flush: dict[str, Any] = {}
             if self.blocked is None and finish_reason is not None:
-                flush = await self._finish_choice(index, _end_for(finish_reason))
+                flush = await self._finish_choice(index, end_for(finish_reason))
                 if flush:
                     flushes.append(self._choice(index, flush))
                 if self.blocked is None:
@@ -295,17 +295,20 @@ class OpenAIChatStream(StreamCodec):
         if not isinstance(delta, dict):
             return False, False
         held, altered = False, False
-        for field in self.text_fields:
+        driver = self.driver
+        # The usual delta has one key: look at it alone rather than at every text field.
+        fields = self.text_fields if len(delta) > 1 else delta.keys()
+        for field in fields:
             piece = delta.get(field)
-            if not isinstance(piece, str) or not piece:
+            if not isinstance(piece, str) or not piece or field not in self.text_fields:
                 continue
-            if self.blocked is not None:
+            if driver.blocked is not None:
                 delta[field] = ""
                 altered = True
                 continue
             channel = self._choices.channel(index, field)
-            release = await self.driver.filter(channel, piece)
-            held = held or (track_held and self.driver.held(channel) > 0)
+            release = await driver.filter(channel, piece)
+            held = held or (track_held and driver.held(channel) > 0)
             if release.text != piece:
                 delta[field] = release.text
                 altered = True
@@ -421,89 +424,9 @@ def _delta_is_empty(delta: object) -> bool:
     if not isinstance(delta, dict):
         return False
     for key, value in delta.items():
-        if key in _TEXT_FIELDS and (value == "" or value is None):
+        if key in TEXT_FIELDS and (value == "" or value is None):
             continue
         if key == "tool_calls" and value == []:
             continue
         return False
     return True
-
-
-class OpenAIChatBody(BodyCodec):
-    """Filters a ``chat.completion`` body: each choice's message, same channels as a stream."""
-
-    protocol: ClassVar[str] = PROTOCOL
-
-    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        choices = _Choices(self.driver)
-        walker = Walker(self.driver, blank_after_block=False)
-        for choice in body.get("choices") or []:
-            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-                continue
-            if self.blocked is None:
-                await self._filter_choice(choices, choice)
-                await walker.walk(f"choice{choice.get('index', 0)}", choice, _claimed(choice))
-            else:  # a block ends the whole response: no later choice goes out unfiltered
-                _withhold(choice, choice["message"], from_tool=0)
-        await walker.walk("body", body, frozenset({(id(body), "choices")}))
-        return body
-
-    async def _filter_choice(self, choices: _Choices, choice: dict[str, Any]) -> None:
-        index = choice.get("index", 0)
-        message = choice["message"]
-        end = _end_for(choice.get("finish_reason"))
-        changed = False
-        for field in _TEXT_FIELDS:
-            text = message.get(field)
-            if isinstance(text, str) and text:
-                release = await self.driver.whole(choices.channel(index, field), text, end)
-                changed = changed or release.text != text
-                message[field] = release.text
-                if release.block:
-                    later = _TEXT_FIELDS[_TEXT_FIELDS.index(field) + 1 :]
-                    _withhold(choice, message, from_tool=0, fields=later)
-                    return
-        for tool, call in enumerate(message.get("tool_calls") or []):
-            function = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-                continue
-            choices.name_tool(index, tool, str(function.get("name", "")))
-            channel = choices.channel(index, "arguments", tool)
-            release = await self.driver.whole(channel, function["arguments"], end)
-            function["arguments"] = release.text
-            if release.block:
-                _withhold(choice, message, from_tool=tool, fields=())
-                return
-        if changed and "logprobs" in choice:
-            choice["logprobs"] = None
-
-
-def _claimed(choice: dict[str, Any]) -> frozenset[tuple[int, str]]:
-    """The slots of a ``chat.completion`` choice the body codec filters itself."""
-    message = choice["message"]
-    pairs = [(id(choice), "logprobs"), *((id(message), field) for field in _TEXT_FIELDS)]
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            pairs.append((id(function), "arguments"))
-    return frozenset(pairs)
-
-
-def _withhold(
-    choice: dict[str, Any],
-    message: dict[str, Any],
-    from_tool: int,
-    fields: tuple[str, ...] = _TEXT_FIELDS,
-) -> None:
-    """Mark a choice blocked and empty what was not filtered (a cut tool call is dropped)."""
-    for field in fields:
-        if isinstance(message.get(field), str):
-            message[field] = ""
-    calls = message.get("tool_calls")
-    if isinstance(calls, list):
-        if calls[:from_tool]:
-            message["tool_calls"] = calls[:from_tool]
-        else:
-            message.pop("tool_calls")
-    choice["finish_reason"] = "content_filter"
-    choice["logprobs"] = None

@@ -53,152 +53,29 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipeline import jsonfast
-from pipeline.driver import Driver
-from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.base import StreamCodec, parse_object, reencode
+from pipeline.protocols.responses_shapes import (
+    ARGUMENTS,
+    DELTA_KINDS,
+    DONE_KINDS,
+    DONE_TYPES,
+    FINAL,
+    LIFECYCLE,
+    PLAIN_DELTA,
+    PROTOCOL,
+    Item,
+    Part,
+    channel_for,
+    claimed,
+    dumps,
+    end_for,
+    holders,
+    kind_of,
+    part_object,
+)
 from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
-from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
-
-PROTOCOL = "openai-responses"
-ARGUMENTS = -1
-"""The content index under which a function call's arguments are kept."""
-
-# Channel kinds double as the key under which every aggregate carries the channel's text.
-_DELTA_KINDS = {
-    "response.output_text.delta": "text",
-    "response.refusal.delta": "refusal",
-    "response.function_call_arguments.delta": "arguments",
-}
-_DONE_KINDS = {
-    "response.output_text.done": "text",
-    "response.refusal.done": "refusal",
-    "response.function_call_arguments.done": "arguments",
-}
-_DELTA_TYPES = {kind: name for name, kind in _DELTA_KINDS.items()}
-_DONE_TYPES = {kind: name for name, kind in _DONE_KINDS.items()}
-_PART_KINDS = {"output_text": "text", "refusal": "refusal"}
-"""Content part type → channel kind."""
-_PLAIN_DELTA = frozenset(
-    {
-        "type",
-        "sequence_number",
-        "item_id",
-        "output_index",
-        "content_index",
-        "delta",
-        "logprobs",
-        "obfuscation",
-    }
-)
-_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
-_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-def _dumps(payload: dict[str, Any]) -> str:
-    return jsonfast.dumps(payload)
-
-
-def _channel(driver: Driver, key: tuple[int, int], kind: str, tool: str) -> Channel:
-    output, content = key
-    request = driver.request
-    if kind == "arguments":
-        schema = request.tool_schemas.get(tool)
-        return driver.channel(f"output{output}.arguments", ChannelKind.JSON, schema)
-    is_json = kind == "text" and request.json_content
-    return driver.channel(
-        f"output{output}.content{content}",
-        ChannelKind.JSON if is_json else ChannelKind.TEXT,
-        request.content_schema if is_json else None,
-    )
-
-
-def _kind_of(part: object) -> str | None:
-    """The channel kind of a content part; None for a part that carries no text."""
-    kind = part.get("type") if isinstance(part, dict) else None
-    return _PART_KINDS.get(kind) if isinstance(kind, str) else None
-
-
-def _holders(item: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
-    """Where an item keeps its channels' text: (content index, channel kind, holder)."""
-    if item.get("type") == "function_call":
-        return [(ARGUMENTS, "arguments", item)]
-    content = item.get("content")
-    if item.get("type") != "message" or not isinstance(content, list):
-        return []
-    holders = []
-    for index, holder in enumerate(content):
-        kind = _kind_of(holder)
-        if kind is not None:
-            holders.append((index, kind, holder))
-    return holders
-
-
-def _end_for(item: dict[str, Any]) -> ChannelEnd:
-    # An item the token limit cut short says so in its status.
-    return ChannelEnd.TRUNCATED if item.get("status") == "incomplete" else ChannelEnd.COMPLETE
-
-
-class _Part:
-    """One text channel of a streamed response and what it released so far."""
-
-    __slots__ = (
-        "altered",
-        "channel",
-        "fed",
-        "finished",
-        "item_id",
-        "key",
-        "kind",
-        "part_done",
-        "released",
-        "text_done",
-    )
-
-    def __init__(self, key: tuple[int, int], kind: str, item_id: object) -> None:
-        self.key = key
-        self.kind = kind
-        self.item_id = item_id
-        self.channel: Channel | None = None
-        self.released: list[str] = []
-        self.fed = 0
-        """Characters fed: an aggregate longer than this carries text no delta streamed."""
-        self.altered = False
-        """A stage changed or held some of it: its logprobs would leak."""
-        self.finished = False
-        self.text_done = False
-        """The client has seen the kind's ``.done`` event."""
-        self.part_done = False
-        """The client has seen ``response.content_part.done``."""
-
-    @property
-    def text(self) -> str:
-        return "".join(self.released)
-
-    def delta_event(self, text: str) -> dict[str, Any]:
-        """A ``.delta`` event carrying ``text`` on this channel (without its number)."""
-        output, content = self.key
-        event: dict[str, Any] = {"type": _DELTA_TYPES[self.kind], "item_id": self.item_id}
-        event["output_index"] = output
-        if self.kind != "arguments":
-            event["content_index"] = content
-        event["delta"] = text
-        if self.kind == "text":
-            event["logprobs"] = []
-        return event
-
-
-class _Item:
-    """One output item the client was told about (``response.output_item.added``)."""
-
-    __slots__ = ("closed", "data", "parts")
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-        """The item as added; the rewritten final item once closed."""
-        self.parts: dict[int, _Part] = {}
-        self.closed = False
-        """The client has seen ``response.output_item.done``."""
+from pipeline.stage import Channel, ChannelEnd, Release
 
 
 class ResponsesStream(StreamCodec):
@@ -208,8 +85,8 @@ class ResponsesStream(StreamCodec):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._parts: dict[tuple[int, int], _Part] = {}
-        self._items: dict[int, _Item] = {}
+        self._parts: dict[tuple[int, int], Part] = {}
+        self._items: dict[int, Item] = {}
         self._ids: dict[str, int] = {}
         """Item id → output index, to find items in the final response's ``output``."""
         self._response: dict[str, Any] = {}
@@ -225,16 +102,16 @@ class ResponsesStream(StreamCodec):
         if kind == "error":
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return self._emit(event, payload, False)
-        if kind in _FINAL:
+        if kind in FINAL:
             await self._walker.close()
         self._walked = await self._walk(str(kind), payload)
         if self.blocked is not None:
             return self._end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(kind, str):
             return self._emit(event, payload, False)
-        if kind in _DELTA_KINDS:
-            return await self._on_delta(event, payload, _DELTA_KINDS[kind])
-        if kind in _DONE_KINDS or kind == "response.content_part.done":
+        if kind in DELTA_KINDS:
+            return await self._on_delta(event, payload, DELTA_KINDS[kind])
+        if kind in DONE_KINDS or kind == "response.content_part.done":
             return await self._on_part_done(event, payload, kind)
         if kind == "response.content_part.added":
             return await self._on_part_added(event, payload)
@@ -242,9 +119,9 @@ class ResponsesStream(StreamCodec):
             return await self._on_item_added(event, payload)
         if kind == "response.output_item.done":
             return await self._on_item_done(event, payload)
-        if kind in _FINAL:
+        if kind in FINAL:
             return await self._on_final(event, payload)
-        if kind in _LIFECYCLE and isinstance(payload.get("response"), dict):
+        if kind in LIFECYCLE and isinstance(payload.get("response"), dict):
             self._response = payload["response"]
         return self._emit(event, payload, False)
 
@@ -255,15 +132,15 @@ class ResponsesStream(StreamCodec):
         event type added later go through here: a ``.delta`` event type as a stream per
         place (its pieces joined, so a match split across them is caught), others whole.
         """
-        if kind in _DELTA_KINDS and payload.keys() <= _PLAIN_DELTA:
+        if kind in DELTA_KINDS and payload.keys() <= PLAIN_DELTA:
             return False  # the usual text delta: nothing but its slot and structure
         places = [kind]
         for field, tag in (("output_index", "o"), ("content_index", "c"), ("summary_index", "s")):
             if isinstance(payload.get(field), int):
                 places.append(f"{tag}{payload[field]}")
-        streaming = kind.endswith(".delta") and kind not in _DELTA_KINDS
+        streaming = kind.endswith(".delta") and kind not in DELTA_KINDS
         return await self._walker.walk(
-            ".".join(places), payload, _claimed(kind, payload), streaming=streaming
+            ".".join(places), payload, claimed(kind, payload), streaming=streaming
         )
 
     # --- numbering and writing ------------------------------------------------------------
@@ -280,40 +157,40 @@ class ResponsesStream(StreamCodec):
         if not changed and not self._walked and payload.get("sequence_number") == number:
             return reencode(event, event.data)  # fast path: the upstream's own event
         payload["sequence_number"] = number
-        return reencode(event, _dumps(payload))
+        return reencode(event, dumps(payload))
 
     def _new(self, payload: dict[str, Any]) -> bytes:
         """An event the proxy writes itself, numbered in turn."""
         kind = payload.pop("type")
         numbered = {"type": kind, "sequence_number": self._number(None), **payload}
-        return encode_data(_dumps(numbered), kind)
+        return encode_data(dumps(numbered), kind)
 
     # --- channels ----------------------------------------------------------------------------
 
-    def _part(self, key: tuple[int, int], kind: str, item_id: object) -> _Part:
+    def _part(self, key: tuple[int, int], kind: str, item_id: object) -> Part:
         part = self._parts.get(key)
         if part is None:
-            part = self._parts[key] = _Part(key, kind, item_id)
+            part = self._parts[key] = Part(key, kind, item_id)
             item = self._items.get(key[0])
             if item is not None:
                 item.parts[key[1]] = part
         return part
 
-    def _channel(self, part: _Part) -> Channel:
+    def _channel(self, part: Part) -> Channel:
         if part.channel is None:
             item = self._items.get(part.key[0])
             name = item.data.get("name") if item is not None else None
             tool = name if isinstance(name, str) else ""
-            part.channel = _channel(self.driver, part.key, part.kind, tool)
+            part.channel = channel_for(self.driver, part.key, part.kind, tool)
         return part.channel
 
-    async def _feed(self, part: _Part, piece: str) -> Release:
+    async def _feed(self, part: Part, piece: str) -> Release:
         part.fed += len(piece)
         release = await self.driver.filter(self._channel(part), piece)
         part.released.append(release.text)
         return release
 
-    async def _finish(self, part: _Part, end: ChannelEnd, full: object) -> bytes:
+    async def _finish(self, part: Part, end: ChannelEnd, full: object) -> bytes:
         """End a channel at its first aggregate: its last text as one more delta event.
 
         ``full`` is the aggregate's text; any of it no delta streamed is filtered now. The
@@ -338,7 +215,7 @@ class ResponsesStream(StreamCodec):
             return b""
         return self._new(part.delta_event(tail))
 
-    async def _open(self, part: _Part, holder: dict[str, Any]) -> bool:
+    async def _open(self, part: Part, holder: dict[str, Any]) -> bool:
         """Filter the text an ``.added`` event opens a channel with; whether it changed.
 
         The API opens channels empty, so text here would otherwise skip every stage. The
@@ -355,7 +232,7 @@ class ResponsesStream(StreamCodec):
                 part.altered = True
         return self._rewrite(holder, part)
 
-    def _rewrite(self, holder: dict[str, Any], part: _Part) -> bool:
+    def _rewrite(self, holder: dict[str, Any], part: Part) -> bool:
         """Put the released text into an aggregate; whether it differed."""
         text = part.text
         changed = holder.get(part.kind) != text
@@ -393,7 +270,7 @@ class ResponsesStream(StreamCodec):
         output = payload.get("output_index")
         content = payload.get("content_index")
         holder = payload.get("part")
-        kind = _kind_of(holder)
+        kind = kind_of(holder)
         if (
             not isinstance(output, int)
             or not isinstance(content, int)
@@ -411,7 +288,7 @@ class ResponsesStream(StreamCodec):
         holder = payload.get("part") if kind == "response.content_part.done" else payload
         if not isinstance(output, int) or not isinstance(holder, dict):
             return self._emit(event, payload, False)
-        channel_kind = _DONE_KINDS[kind] if holder is payload else _kind_of(holder) or ""
+        channel_kind = DONE_KINDS[kind] if holder is payload else kind_of(holder) or ""
         content = ARGUMENTS if channel_kind == "arguments" else payload.get("content_index", 0)
         if not channel_kind or not isinstance(content, int):
             return self._emit(event, payload, False)
@@ -428,11 +305,11 @@ class ResponsesStream(StreamCodec):
         item = payload.get("item")
         if not isinstance(output, int) or not isinstance(item, dict):
             return self._emit(event, payload, False)
-        self._items[output] = _Item(item)
+        self._items[output] = Item(item)
         if isinstance(item.get("id"), str):
             self._ids[item["id"]] = output
         changed = False
-        for content, kind, holder in _holders(item):
+        for content, kind, holder in holders(item):
             if not holder.get(kind):
                 continue  # the API adds items empty: no channel until text arrives
             part = self._part((output, content), kind, item.get("id"))
@@ -453,16 +330,16 @@ class ResponsesStream(StreamCodec):
         out, changed = await self._close_item(output, item)
         if self.blocked:
             return out + self._end_blocked()
-        record = self._items.setdefault(output, _Item(item))
+        record = self._items.setdefault(output, Item(item))
         record.data, record.closed = item, True
         return out + self._emit(event, payload, changed)
 
     async def _close_item(self, output: int, item: dict[str, Any]) -> tuple[bytes, bool]:
         """Finish every channel of one item and rewrite its text: (flushed deltas, changed)."""
-        end = _end_for(item)
+        end = end_for(item)
         out: list[bytes] = []
         changed = False
-        for content, kind, holder in _holders(item):
+        for content, kind, holder in holders(item):
             part = self._part((output, content), kind, item.get("id"))
             out.append(await self._finish(part, end, holder.get(kind)))
             if self.blocked:
@@ -509,7 +386,7 @@ class ResponsesStream(StreamCodec):
         out.append(self._new({"type": "response.incomplete", "response": response}))
         return b"".join(out)
 
-    def _close_events(self, output: int, item: _Item) -> bytes:
+    def _close_events(self, output: int, item: Item) -> bytes:
         """The ``.done`` events an item still open at a block needs, as released."""
         if item.closed:
             return b""
@@ -519,21 +396,21 @@ class ResponsesStream(StreamCodec):
             if content != ARGUMENTS:
                 where["content_index"] = content
             if not part.text_done:
-                done = {"type": _DONE_TYPES[part.kind], **where, part.kind: part.text}
+                done = {"type": DONE_TYPES[part.kind], **where, part.kind: part.text}
                 if part.kind == "text":
                     done["logprobs"] = []
                 out.append(self._new(done))
             if content != ARGUMENTS and not part.part_done:
                 out.append(
                     self._new(
-                        {"type": "response.content_part.done", **where, "part": _part_object(part)}
+                        {"type": "response.content_part.done", **where, "part": part_object(part)}
                     )
                 )
         data = {**item.data}
         if "status" in data:
             data["status"] = "incomplete"
         if data.get("type") == "message":
-            data["content"] = [_part_object(p) for c, p in sorted(item.parts.items()) if c >= 0]
+            data["content"] = [part_object(p) for c, p in sorted(item.parts.items()) if c >= 0]
         elif data.get("type") == "function_call" and ARGUMENTS in item.parts:
             data["arguments"] = item.parts[ARGUMENTS].text
         item.data, item.closed = data, True
@@ -544,103 +421,3 @@ class ResponsesStream(StreamCodec):
     def error(self, message: str, code: str) -> bytes:
         detail = {"code": code, "message": message, "param": None}
         return self._new({"type": "error", **detail, "error": {"type": "proxy_error", **detail}})
-
-
-def _claimed_in(item: object) -> list[tuple[int, str]]:
-    """The text slots of an output item that the codec filters itself."""
-    if not isinstance(item, dict):
-        return []
-    pairs: list[tuple[int, str]] = []
-    for _, kind, holder in _holders(item):
-        pairs.extend(((id(holder), kind), (id(holder), "logprobs")))
-    return pairs
-
-
-def _claimed(kind: str, payload: dict[str, Any]) -> frozenset[tuple[int, str]]:
-    """The slots of one event the codec filters itself; the walker takes the rest."""
-    where = id(payload)
-    if kind in _DELTA_KINDS:
-        return frozenset({(where, "delta"), (where, "logprobs")})
-    if kind in _DONE_KINDS:
-        return frozenset({(where, _DONE_KINDS[kind]), (where, "logprobs")})
-    part = payload.get("part")
-    if kind.startswith("response.content_part.") and isinstance(part, dict):
-        part_kind = _kind_of(part)
-        return frozenset({(id(part), part_kind), (id(part), "logprobs")} if part_kind else ())
-    if kind.startswith("response.output_item."):
-        return frozenset(_claimed_in(payload.get("item")))
-    response = payload.get("response")
-    if kind in _FINAL and isinstance(response, dict) and isinstance(response.get("output"), list):
-        return frozenset(pair for item in response["output"] for pair in _claimed_in(item))
-    return frozenset()
-
-
-def _part_object(part: _Part) -> dict[str, Any]:
-    """A content part as ``content_part.done`` and a closed item carry it."""
-    if part.kind == "refusal":
-        return {"type": "refusal", "refusal": part.text}
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": part.text}
-
-
-class ResponsesBody(BodyCodec):
-    """Filters a ``response`` body: each message part and function call's arguments.
-
-    A block keeps what came before it, gives the blocking part the text released before
-    the block, drops every later part and item, and marks the response ``incomplete`` with
-    ``incomplete_details: {"reason": "content_filter"}``.
-    """
-
-    protocol: ClassVar[str] = PROTOCOL
-
-    async def filter(self, body: dict[str, Any]) -> dict[str, Any]:
-        output = body.get("output")
-        if not isinstance(output, list):
-            return body
-        walker = Walker(self.driver, blank_after_block=False)
-        for index, item in enumerate(output):
-            if isinstance(item, dict) and not await self._filter_item(index, item):
-                del output[index + 1 :]
-                body["status"] = "incomplete"
-                body["incomplete_details"] = {"reason": "content_filter"}
-                break
-            if isinstance(item, dict):  # reasoning summaries, annotations, later item types
-                await walker.walk(f"output{index}", item, frozenset(_claimed_in(item)))
-        await walker.walk("response", body, frozenset({(id(body), "output")}))
-        return body
-
-    async def _filter_item(self, output: int, item: dict[str, Any]) -> bool:
-        """Filter one output item in place; False when it blocked the response."""
-        end = _end_for(item)
-        if item.get("type") == "function_call":
-            name = item.get("name")
-            tool = name if isinstance(name, str) else ""
-            return await self._filter_text(item, (output, ARGUMENTS), "arguments", tool, end)
-        content = item.get("content")
-        if item.get("type") != "message" or not isinstance(content, list):
-            return True
-        for index, holder in enumerate(content):
-            kind = _kind_of(holder)
-            if kind is None:
-                continue
-            if not await self._filter_text(holder, (output, index), kind, "", end):
-                del content[index + 1 :]
-                item["status"] = "incomplete"
-                return False
-        return True
-
-    async def _filter_text(
-        self, holder: dict[str, Any], key: tuple[int, int], kind: str, tool: str, end: ChannelEnd
-    ) -> bool:
-        text = holder.get(kind)
-        if not isinstance(text, str) or not text:
-            return True
-        release = await self.driver.whole(_channel(self.driver, key, kind, tool), text, end)
-        if release.text != text:
-            holder[kind] = release.text
-            if holder.get("logprobs"):
-                holder["logprobs"] = []
-        if release.block:
-            if "status" in holder:
-                holder["status"] = "incomplete"
-            return False
-        return True
