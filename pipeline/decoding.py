@@ -39,7 +39,9 @@ class BodyKind(enum.Enum):
     """Audio, images, archives...: no stage can read it (the route's ``unfilterable``)."""
 
 
-_TEXT_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/xml"})
+_TEXT_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/x-jsonl", "application/xml"}
+)
 
 
 def body_kind(content_type: str) -> BodyKind:
