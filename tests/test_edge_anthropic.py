@@ -16,7 +16,7 @@ def _client(url: str) -> anthropic.AsyncAnthropic:
 
 
 def _events() -> bytes:
-    message = {
+    message: dict[str, object] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
