@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.paths import PathError, canonical, glob_matches
 from pipeline.plugins import StageLoadError, resolve_stage
 from pipeline.stage import OverflowPolicy, StageConfig
+from pipeline.yamlbound import AliasBombError, check_expansion
 
 
 class _Strict(BaseModel):
@@ -411,64 +412,14 @@ def _validate_stages(
     return per_route, problems
 
 
-MAX_ALIASES = 100
-"""Most alias uses (``*name``) a config may contain; real configs need a handful."""
-MAX_EXPANDED_NODES = 200_000
-"""Most YAML nodes a config may expand to with every alias replaced by what it names.
-
-A 300-byte "billion laughs" file of nested aliases expands to millions of nodes: loading
-it once took 23 s and 2.4 GB (and froze the event loop on a reload). Composing is cheap
-because aliases share nodes; counting the expansion with a memo costs one pass over the
-distinct nodes, so the refusal comes in milliseconds, before anything walks the expansion.
-"""
-
-
-class _AliasBombError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _check_expansion(tree: yaml.Node) -> None:
-    """Raise :class:`_AliasBombError` if ``tree`` uses too many aliases or expands too far."""
-    sizes: dict[int, int] = {}
-    uses = 0
-
-    def size(node: yaml.Node, at: yaml.Node) -> int:
-        nonlocal uses
-        known = sizes.get(id(node))
-        if known is not None:
-            uses += 1
-            if uses > MAX_ALIASES:
-                raise _AliasBombError(
-                    at.start_mark.line + 1, f"more than {MAX_ALIASES} YAML aliases; refused"
-                )
-            return known
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                total += size(key, key) + size(value, key)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(size(item, item) for item in node.value)
-        sizes[id(node)] = total
-        if total > MAX_EXPANDED_NODES:
-            raise _AliasBombError(
-                at.start_mark.line + 1,
-                f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes; refused",
-            )
-        return total
-
-    size(tree, tree)
-
-
 def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     """Validate YAML text; raise :class:`ConfigError` listing every problem."""
     try:
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
         if tree is not None:
-            _check_expansion(tree)
+            check_expansion(tree)
         data = yaml.safe_load(text)
-    except _AliasBombError as exc:
+    except AliasBombError as exc:
         raise ConfigError(source, [Problem("", str(exc), exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

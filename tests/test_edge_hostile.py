@@ -17,7 +17,8 @@ import pytest
 import structlog
 
 from pipeline import cli, logs
-from pipeline.config import MAX_ALIASES, ConfigError, parse_config
+from pipeline.config import ConfigError, parse_config
+from pipeline.yamlbound import MAX_ALIASES
 from tests.edge_support import chat_completion, raw_request, redacting_proxy
 from tests.ops_support import ops_stack
 
