@@ -15,7 +15,15 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.edge_support import LEAK, chat_completion, chat_sse, raw_request, redacting_proxy
+from pipeline.config import ConfigError, parse_config
+from tests.edge_support import (
+    LEAK,
+    ROUTES,
+    chat_completion,
+    chat_sse,
+    raw_request,
+    redacting_proxy,
+)
 
 
 def _client(url: str) -> openai.AsyncOpenAI:
@@ -155,3 +163,9 @@ async def test_upstream_error_bodies_are_filtered_too() -> None:
             await sdk.close()
     assert LEAK not in str(raised.value)
     assert "no account [EMAIL]" in str(raised.value)
+
+
+def test_unfilterable_policy_is_validated_with_a_line() -> None:
+    text = ROUTES.format(upstream="http://127.0.0.1:1", extra="    unfilterable: allow")
+    with pytest.raises(ConfigError, match=r"edge.yaml:8: routes\[0\].unfilterable: .*'reject'"):
+        parse_config(text, "edge.yaml")
