@@ -40,7 +40,10 @@ _PROXY_ONLY = frozenset({auth.HEADER})
 def forward_headers(
     headers: Mapping[str, str], upstream: UpstreamConfig, protocol: Protocol
 ) -> CIMultiDict[str]:
-    """Client headers minus hop-by-hop ones; credentials pass through unchanged."""
+    """Client headers minus hop-by-hop ones; credentials pass through unchanged.
+
+    Towards a filtered upstream the proxy asks for the whole reply uncompressed.
+    """
     connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     connection |= _PROXY_ONLY
     out: CIMultiDict[str] = CIMultiDict(
@@ -50,6 +53,10 @@ def forward_headers(
     )
     if protocol is not Protocol.PASSTHROUGH:
         out["Accept-Encoding"] = "identity"  # the proxy must read what it filters
+        # ...and read it whole: byte ranges would let a client fetch a stored reply in
+        # fragments that each fall short of what a stage detects.
+        out.popall("Range", None)
+        out.popall("If-Range", None)
     if upstream.api_key_env and "authorization" not in out and "x-api-key" not in out:
         key = os.environ.get(upstream.api_key_env)
         if key:

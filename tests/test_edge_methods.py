@@ -169,3 +169,26 @@ def test_unfilterable_policy_is_validated_with_a_line() -> None:
     text = ROUTES.format(upstream="http://127.0.0.1:1", extra="    unfilterable: allow")
     with pytest.raises(ConfigError, match=r"edge.yaml:8: routes\[0\].unfilterable: .*'reject'"):
         parse_config(text, "edge.yaml")
+
+
+async def test_byte_ranges_cannot_split_a_stored_reply() -> None:
+    """Two ranges would each hold half the address, which no detector would match."""
+
+    async def ranged(request: web.Request) -> web.StreamResponse:
+        text = f"contact {LEAK} now".encode()
+        wanted = request.headers.get("Range", "")
+        if wanted.startswith("bytes="):
+            first, _, last = wanted.removeprefix("bytes=").partition("-")
+            part = text[int(first) : int(last) + 1]
+            return web.Response(body=part, status=206, content_type="text/plain")
+        return web.Response(body=text, content_type="text/plain")
+
+    async with redacting_proxy() as p:
+        p.upstream.reply = ranged
+        bodies = []
+        async with aiohttp.ClientSession() as http:
+            for span in ("bytes=0-13", "bytes=14-40"):
+                url = f"{p.url}/v1/notes/n1"
+                async with http.get(url, headers={"Range": span}) as reply:
+                    bodies.append((reply.status, await reply.text()))
+    assert [(200, "contact [EMAIL] now")] * 2 == bodies
