@@ -57,9 +57,13 @@ class MatchConfig(_Strict):
 
     def matches(self, path: str, model: str | None, headers: Mapping[str, str]) -> bool:
         """Whether a request with this path, model and headers belongs to the route."""
-        if not glob_matches(path, self.path):
-            return False
         if self.model is not None and (model is None or not fnmatch.fnmatchcase(model, self.model)):
+            return False
+        return self.could_match(path, headers)
+
+    def could_match(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether the route takes this path and headers, whatever the model."""
+        if not glob_matches(path, self.path):
             return False
         return all(headers.get(name) == value for name, value in self.headers.items())
 
@@ -245,11 +249,29 @@ class ProxyConfig(_Strict):
     def route_for(
         self, path: str, model: str | None, headers: Mapping[str, str]
     ) -> RouteConfig | None:
-        """The first route whose ``match`` holds, or None."""
+        """The first route whose ``match`` holds, or None.
+
+        A request that names no model (``GET /v1/chat/completions/{id}``, ``DELETE``, a
+        file upload) cannot be told apart by model, yet may fetch what a model route
+        filtered. If the route it would get by the rule above has no stages (or there is
+        none) while an earlier model route that takes its path and headers has, it goes to
+        the first such route instead: deny by default, a stored reply is never fetched
+        unfiltered past a route that filters its kind.
+        """
+        if model is not None:
+            for route in self.routes:
+                if route.match.matches(path, model, headers):
+                    return route
+            return None
+        filtering: RouteConfig | None = None
         for route in self.routes:
-            if route.match.matches(path, model, headers):
-                return route
-        return None
+            if not route.match.could_match(path, headers):
+                continue
+            if route.match.model is None:
+                return route if route.stages or filtering is None else filtering
+            if filtering is None and route.stages:
+                filtering = route
+        return filtering
 
 
 @dataclass(frozen=True, slots=True)

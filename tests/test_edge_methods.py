@@ -192,3 +192,38 @@ async def test_byte_ranges_cannot_split_a_stored_reply() -> None:
                 async with http.get(url, headers={"Range": span}) as reply:
                     bodies.append((reply.status, await reply.text()))
     assert [(200, "contact [EMAIL] now")] * 2 == bodies
+
+
+GPT_ROUTE = """
+routes:
+  - name: gpt
+    match: {{path: "/v1/*", model: "gpt-*"}}
+    upstream: {{url: "{upstream}"}}
+    stages:
+      - type: redact
+"""
+REST_ROUTE = """
+  - name: rest
+    match: {{path: "/v1/*"}}
+    upstream: {{url: "{upstream}"}}
+"""
+UNMATCHED = """
+unmatched: {{action: passthrough, upstream: {{url: "{upstream}"}}}}
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    "routes", [GPT_ROUTE + REST_ROUTE + UNMATCHED, GPT_ROUTE + UNMATCHED], ids=["rest", "unmatched"]
+)
+async def test_a_request_without_a_model_cannot_skip_a_filtering_model_route(routes: str) -> None:
+    """``GET`` of a stored completion names no model; it is filtered by the model route."""
+    async with redacting_proxy(routes) as p:
+        sdk = openai.AsyncOpenAI(base_url=f"{p.url}/v1", api_key="sk-test", max_retries=0)
+        try:
+            completion = await sdk.chat.completions.retrieve("chatcmpl-1")
+            created = await sdk.chat.completions.create(model="other", messages=[])
+        finally:
+            await sdk.close()
+    assert "write to [EMAIL] today" == completion.choices[0].message.content
+    assert LEAK in str(created.choices[0].message.content)  # a named other model: its route
