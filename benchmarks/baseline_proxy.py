@@ -3,7 +3,7 @@
 It forwards a request to one upstream and, for an event stream, decodes every event
 (:class:`pipeline.sse.SSEDecoder`), parses and re-serialises its JSON data and encodes it
 again (:func:`pipeline.sse.encode`). Nothing is filtered, routed or logged: whatever
-streamsieve spends beyond this is the price of its routing, adapters and stages, which is
+streamsieve spends beyond this is the price of its routing, codecs and stages, which is
 the figure the benchmark's "vs baseline" ratio isolates.
 """
 

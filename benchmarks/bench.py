@@ -97,6 +97,8 @@ class BenchSettings:
     offline_budget_s: float = 0.3
     """CPU time spent timing each offline chain, per scenario."""
     variants: tuple[Variant, ...] = DEFAULT_VARIANTS
+    slack_s: float = 10.0
+    """Added to every request's time limit (start-up, a loaded machine)."""
 
     @property
     def paced(self) -> bool:
@@ -105,7 +107,7 @@ class BenchSettings:
     def request_timeout_s(self) -> float:
         """Generous per-request bound: three times the paced duration plus start-up slack."""
         paced = (self.first_token_ms + self.tokens * 2 * self.inter_token_ms) / 1000.0
-        return 3 * paced + 10.0
+        return 3 * paced + self.slack_s
 
 
 QUICK = BenchSettings(

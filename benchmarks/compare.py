@@ -57,6 +57,7 @@ LOADS = {
         inter_token_ms=0.0,
         sequential=True,
         variants=VARIANTS,
+        slack_s=120.0,  # the warm-up loads every target at once: 160 unpaced streams
     ),
     "paced": BenchSettings(
         concurrency=8, requests=1, tokens=200, first_token_ms=0.0, inter_token_ms=10.0

@@ -1,7 +1,7 @@
 """The request handler: client request → upstream → filtered reply → client.
 
 Read top to bottom it follows the data: match a route, forward the request, then either
-stream the reply through ``SSEDecoder → adapter (→ stage chains) → client``, filter a
+stream the reply through ``SSEDecoder → codec + driver (→ stage chains) → client``, filter a
 whole JSON body, or pass the bytes through untouched (paths no protocol claims, upstream
 errors). The upstream comes from config only; nothing in a request can redirect it.
 """

@@ -3,7 +3,7 @@
 ``streamsieve replay`` shows a moderation team, before they deploy a config, what its stages
 do to a real stream: the text a client would see per channel, the findings, and per stage
 how many characters it held and how long it took. The recording goes through the same
-:class:`~pipeline.sse.SSEDecoder`, protocol adapter and stage engine as live traffic; only
+:class:`~pipeline.sse.SSEDecoder`, protocol codec, driver and stage engine as live traffic; only
 the network is missing. ``--rechunk SEED`` cuts the bytes at random (seeded) points, as a
 real network would, so one recording can show that the output does not depend on them.
 
@@ -214,7 +214,6 @@ class _Texts:
 
     def fed(self, channel: str, text: str) -> None:
         self._result.upstream.setdefault(channel, []).append((self._log.step, text))
-        self._result.client.setdefault(channel, [])
 
     def released(self, channel: str, text: str) -> None:
         self._result.client.setdefault(channel, []).append((self._log.step, text))
@@ -289,7 +288,7 @@ def _choose_protocol(requested: str | None, plan: RoutePlan, data: bytes) -> Pro
         protocol = detect_protocol(data)
     if protocol not in ADAPTERS:
         raise ReplayError(
-            f"protocol {protocol.value!r} has no adapter to filter it; "
+            f"protocol {protocol.value!r} has no codec to filter it; "
             f"known: {', '.join(p.value for p in ADAPTERS)}"
         )
     return protocol
@@ -470,7 +469,7 @@ def add_commands(commands: Any) -> None:
         "replay",
         help="run a recorded upstream stream through a route's stages, offline",
         description="Run a recorded upstream SSE stream through a route's stages offline, "
-        "with the real decoder and protocol adapter; print the client-side text per channel, "
+        "with the real decoder and protocol codec; print the client-side text per channel, "
         "the findings, and per stage the characters held and the time spent.",
     )
     run.add_argument("recording", type=Path, help="raw SSE bytes (streamsieve record, curl -N)")

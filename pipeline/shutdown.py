@@ -3,7 +3,7 @@
 Every filtered stream registers itself in :class:`ActiveStreams` while it runs. At the end
 of the grace period :meth:`ActiveStreams.stop_all` cancels each stream's handler with a
 reason; the handler catches that cancellation and ends its stream with the protocol's own
-error event (the adapter's ``fail``), so an SDK raises a clear error instead of seeing a
+error event (the driver's ``fail``), so an SDK raises a clear error instead of seeing a
 truncated stream that it might record as a short success.
 """
 

@@ -140,8 +140,8 @@ def _absorb(run: StageRun, release: Release, stage: Stage | AsyncStage) -> bool:
     return False
 
 
-def drive_stream(adapter: StreamDriver, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
-    """What a client receives when ``raw`` (an upstream SSE body) reaches ``adapter`` in
+def drive_stream(driver: StreamDriver, raw: bytes, cuts: Sequence[int] = ()) -> bytes:
+    """What a client receives when ``raw`` (an upstream SSE body) reaches ``driver`` in
     network reads cut at the byte offsets ``cuts``: the proxy's read loop, without sockets.
     """
     out = bytearray()
@@ -150,11 +150,11 @@ def drive_stream(adapter: StreamDriver, raw: bytes, cuts: Sequence[int] = ()) ->
     async def run() -> None:
         points = [0, *sorted({c for c in cuts if 0 < c < len(raw)}), len(raw)]
         for a, b in itertools.pairwise(points):
-            out.extend(await adapter.feed(decoder.feed(raw[a:b])))
-            if adapter.done:
+            out.extend(await driver.feed(decoder.feed(raw[a:b])))
+            if driver.done:
                 return
-        out.extend(await adapter.feed(decoder.close()))
-        out.extend(await adapter.end())
+        out.extend(await driver.feed(decoder.close()))
+        out.extend(await driver.end())
 
     asyncio.run(run())
     return bytes(out)

@@ -2,7 +2,7 @@
 
 One channel per choice, ``choice{i}.text``. The stream differs from chat only in where a
 choice keeps its text (``choices[i].text`` instead of ``choices[i].delta.content``), so the
-stream adapter is the chat adapter told so: the same flush-before-finish ordering, fast
+stream codec is the chat codec told so: the same flush-before-finish ordering, fast
 path, suppression of chunks whose text is wholly held, ``logprobs`` policy (nulled whenever
 a chunk's text was altered or is partly held, since legacy logprobs list the raw tokens),
 usage chunk and ``[DONE]``. A block ends every unfinished choice with
