@@ -2,8 +2,9 @@
 
 Read top to bottom it follows the data: match a route, forward the request, then either
 stream the reply through ``SSEDecoder → codec + driver (→ stage chains) → client``, filter a
-whole JSON body, or pass the bytes through untouched (paths no protocol claims, upstream
-errors). The upstream comes from config only; nothing in a request can redirect it.
+whole JSON or text body, refuse one no stage can read, or pass the bytes through untouched
+(unmatched requests, routes without stages, paths and media passed by the route's choice).
+The upstream comes from config only; nothing in a request can redirect it.
 """
 
 from __future__ import annotations
@@ -259,9 +260,8 @@ class ProxyHandler:
             try:
                 check_encoding(upstream_response.headers.get("Content-Encoding"))
             except UnsupportedEncodingError as exc:
-                kind, why = BodyKind.OTHER, str(exc)
-            else:
-                why = f"upstream replied with {upstream_response.content_type!r}"
+                if kind is not BodyKind.OTHER:  # text in a wrapping the proxy cannot undo
+                    return self._unfilterable(exchange, f"{exc}; the reply is refused")
             if kind is BodyKind.EVENTS:
                 driver = StreamDriver(ADAPTERS[protocol].stream, exchange.filter(), exchange.info)
                 return await self._stream(exchange, upstream_response, driver)
@@ -270,12 +270,17 @@ class ProxyHandler:
             if kind is BodyKind.TEXT:
                 return await self._text(exchange, upstream_response)
             assert exchange.route is not None
-            if exchange.route.unfilterable == "pass":
+            if exchange.route.unfilterable == "pass":  # media no stage reads, passed by choice
                 return await self._passthrough(exchange, upstream_response)
-            # Fail closed: a reply the route should filter but cannot read never passes.
-            stats.status, stats.error_code = 502, "upstream_bad_body"
-            stats.error = f"{why}, which cannot be filtered (route policy unfilterable: reject)"
-            return _error(exchange.protocol, 502, stats.error, "upstream_error")
+            media = upstream_response.content_type
+            why = f"upstream replied with {media!r}, which cannot be filtered"
+            return self._unfilterable(exchange, f"{why} (route policy unfilterable: reject)")
+
+    def _unfilterable(self, exchange: Exchange, why: str) -> web.Response:
+        """Fail closed: a reply the route should filter but cannot read never passes."""
+        stats = exchange.stats
+        stats.status, stats.error_code, stats.error = 502, "upstream_bad_body", why
+        return _error(exchange.protocol, 502, why, "upstream_error")
 
     async def _stream(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse, driver: StreamDriver

@@ -227,3 +227,18 @@ async def test_a_request_without_a_model_cannot_skip_a_filtering_model_route(rou
             await sdk.close()
     assert "write to [EMAIL] today" == completion.choices[0].message.content
     assert LEAK in str(created.choices[0].message.content)  # a named other model: its route
+
+
+async def test_pass_policy_never_passes_text_it_cannot_decode() -> None:
+    """``unfilterable: pass`` is for media; JSON in an unknown encoding is still refused."""
+
+    async def zstd_json(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "zstd"}
+        return web.Response(body=LEAK.encode(), headers=headers)
+
+    async with redacting_proxy(extra="    unfilterable: pass") as p:
+        p.upstream.reply = zstd_json
+        status, body = await raw_request(p.url, "GET", "/v1/chat/completions/c1")
+    assert 502 == status
+    assert "'zstd' cannot be decoded" in json.loads(body)["error"]["message"]
+    assert LEAK not in body.decode()
