@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from pipeline.config import LoadedConfig
+from pipeline.config import LimitsConfig, LoadedConfig
 from pipeline.metrics import Metrics
 from pipeline.proxy import ProxyHandler
 from pipeline.state import STATE, ProxyState, Snapshot
@@ -71,13 +71,14 @@ async def start_proxy(
     complete request line and headers, so ``keepalive_timeout`` is the client header
     timeout: a client sending half a request (or nothing) is dropped after it, counted from
     connecting or from its previous reply. It also bounds an idle keep-alive connection.
+    An app not built by :func:`make_app` (the benchmark's baseline) gets the default.
     """
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
         access_log=None,
         shutdown_timeout=_HANDLER_STOP_S,
-        keepalive_timeout=app[HEADER_TIMEOUT],
+        keepalive_timeout=app.get(HEADER_TIMEOUT, LimitsConfig().client_header_timeout_s),
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)

@@ -23,6 +23,7 @@ from pipeline.paths import PathError, canonical, glob_matches
 from pipeline.plugins import StageLoadError, resolve_stage
 from pipeline.stage import OverflowPolicy, StageConfig
 from pipeline.stagepath import importable_from
+from pipeline.yamlbound import AliasBombError, check_expansion
 
 
 class _Strict(BaseModel):
@@ -57,9 +58,13 @@ class MatchConfig(_Strict):
 
     def matches(self, path: str, model: str | None, headers: Mapping[str, str]) -> bool:
         """Whether a request with this path, model and headers belongs to the route."""
-        if not glob_matches(path, self.path):
-            return False
         if self.model is not None and (model is None or not fnmatch.fnmatchcase(model, self.model)):
+            return False
+        return self.could_match(path, headers)
+
+    def could_match(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether the route takes this path and headers, whatever the model."""
+        if not glob_matches(path, self.path):
             return False
         return all(headers.get(name) == value for name, value in self.headers.items())
 
@@ -215,10 +220,13 @@ class LimitsConfig(_Strict):
     ``Retry-After``. Per process: ``--workers N`` admits N times as many. Null: no limit."""
     retry_after_s: int = Field(default=1, ge=0)
     """The ``Retry-After`` seconds sent with that 503."""
-    client_header_timeout_s: float = Field(default=10.0, gt=0)
+    client_header_timeout_s: float = Field(default=75.0, gt=0)
     """Longest a client connection may take to send a request's line and headers, from
     its first byte (or from connecting); past it the connection is closed. Without it a
-    client sending half a request line holds a connection forever."""
+    client sending half a request line holds a connection forever. It also bounds an idle
+    keep-alive connection, so the default stays above a load balancer's usual idle timeout
+    (60 s): a backend that closes first races the balancer's next request.
+    Read at start-up; a reload does not change it."""
     client_body_timeout_s: float = Field(default=60.0, gt=0)
     """Longest a client may take to send a whole request body; past it the proxy answers
     408 and closes the connection."""
@@ -242,11 +250,29 @@ class ProxyConfig(_Strict):
     def route_for(
         self, path: str, model: str | None, headers: Mapping[str, str]
     ) -> RouteConfig | None:
-        """The first route whose ``match`` holds, or None."""
+        """The first route whose ``match`` holds, or None.
+
+        A request that names no model (``GET /v1/chat/completions/{id}``, ``DELETE``, a
+        file upload) cannot be told apart by model, yet may fetch what a model route
+        filtered. If the route it would get by the rule above has no stages (or there is
+        none) while an earlier model route that takes its path and headers has, it goes to
+        the first such route instead: deny by default, a stored reply is never fetched
+        unfiltered past a route that filters its kind.
+        """
+        if model is not None:
+            for route in self.routes:
+                if route.match.matches(path, model, headers):
+                    return route
+            return None
+        filtering: RouteConfig | None = None
         for route in self.routes:
-            if route.match.matches(path, model, headers):
-                return route
-        return None
+            if not route.match.could_match(path, headers):
+                continue
+            if route.match.model is None:
+                return route if route.stages or filtering is None else filtering
+            if filtering is None and route.stages:
+                filtering = route
+        return filtering
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,64 +435,14 @@ def _validate_stages(
     return per_route, problems
 
 
-MAX_ALIASES = 100
-"""Most alias uses (``*name``) a config may contain; real configs need a handful."""
-MAX_EXPANDED_NODES = 200_000
-"""Most YAML nodes a config may expand to with every alias replaced by what it names.
-
-A 300-byte "billion laughs" file of nested aliases expands to millions of nodes: loading
-it once took 23 s and 2.4 GB (and froze the event loop on a reload). Composing is cheap
-because aliases share nodes; counting the expansion with a memo costs one pass over the
-distinct nodes, so the refusal comes in milliseconds, before anything walks the expansion.
-"""
-
-
-class _AliasBombError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _check_expansion(tree: yaml.Node) -> None:
-    """Raise :class:`_AliasBombError` if ``tree`` uses too many aliases or expands too far."""
-    sizes: dict[int, int] = {}
-    uses = 0
-
-    def size(node: yaml.Node, at: yaml.Node) -> int:
-        nonlocal uses
-        known = sizes.get(id(node))
-        if known is not None:
-            uses += 1
-            if uses > MAX_ALIASES:
-                raise _AliasBombError(
-                    at.start_mark.line + 1, f"more than {MAX_ALIASES} YAML aliases; refused"
-                )
-            return known
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                total += size(key, key) + size(value, key)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(size(item, item) for item in node.value)
-        sizes[id(node)] = total
-        if total > MAX_EXPANDED_NODES:
-            raise _AliasBombError(
-                at.start_mark.line + 1,
-                f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes; refused",
-            )
-        return total
-
-    size(tree, tree)
-
-
 def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     """Validate YAML text; raise :class:`ConfigError` listing every problem."""
     try:
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
         if tree is not None:
-            _check_expansion(tree)
+            check_expansion(tree)
         data = yaml.safe_load(text)
-    except _AliasBombError as exc:
+    except AliasBombError as exc:
         raise ConfigError(source, [Problem("", str(exc), exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import brotli  # type: ignore[import-untyped]
@@ -39,7 +39,9 @@ class BodyKind(enum.Enum):
     """Audio, images, archives...: no stage can read it (the route's ``unfilterable``)."""
 
 
-_TEXT_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/xml"})
+_TEXT_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/x-jsonl", "application/xml"}
+)
 
 
 def body_kind(content_type: str) -> BodyKind:
@@ -56,32 +58,31 @@ def body_kind(content_type: str) -> BodyKind:
     return BodyKind.OTHER
 
 
-Step = Callable[[bytes], bytes]
-"""Decode some input (``b""`` asks for more output from what is buffered)."""
-
-
 class _Zlib:
-    """gzip or deflate; deflate as sent in the wild is zlib-wrapped or raw."""
+    """gzip or deflate; deflate as sent in the wild is zlib-wrapped or raw.
 
-    def __init__(self, wbits: int) -> None:
-        self._wbits = wbits
-        self._inner = zlib.decompressobj(wbits)
-        self._started = False
+    Which one is known from the first two bytes (a zlib header names method 8 and is a
+    multiple of 31), so input is held until two bytes are in: a one-byte first read must
+    not decide it.
+    """
+
+    def __init__(self, wbits: int | None) -> None:
+        self._inner = zlib.decompressobj(wbits) if wbits is not None else None
+        self._head = b""
 
     def step(self, data: bytes) -> bytes:
-        source = self._inner.unconsumed_tail + data
-        try:
-            out = self._inner.decompress(source, CHUNK)
-        except zlib.error:
-            if self._started or self._wbits != zlib.MAX_WBITS:
-                raise
-            self._inner = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
-            out = self._inner.decompress(source, CHUNK)
-        self._started = True
-        return out
+        if self._inner is None:
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            cmf, flg = self._head[0], self._head[1]
+            wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            data, self._head = self._head, b""
+        return self._inner.decompress(self._inner.unconsumed_tail + data, CHUNK)
 
     def pending(self) -> bool:
-        return bool(self._inner.unconsumed_tail)
+        return self._inner is not None and bool(self._inner.unconsumed_tail)
 
 
 class _Brotli:
@@ -96,22 +97,47 @@ class _Brotli:
         return not bool(self._inner.can_accept_more_data())
 
 
-def _decoder(encoding: str) -> _Zlib | _Brotli | None:
-    name = encoding.strip().lower()
-    if name in ("", "identity"):
+class Decoder:
+    """Undoes one Content-Encoding incrementally, in pieces of at most :data:`CHUNK` bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        name = encoding.strip().lower()
+        if name in ("gzip", "x-gzip"):
+            self._inner: _Zlib | _Brotli = _Zlib(16 + zlib.MAX_WBITS)
+        elif name == "deflate":
+            self._inner = _Zlib(None)  # zlib-wrapped or raw: seen in the first bytes
+        elif name == "br":
+            self._inner = _Brotli()
+        else:
+            raise UnsupportedEncodingError(
+                f"Content-Encoding {encoding!r} cannot be decoded to filter"
+            )
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes ``data`` completes (:class:`DecodeError` for broken data)."""
+        try:
+            out = self._inner.step(data)
+            while out:
+                yield out
+                out = self._inner.step(b"") if self._inner.pending() else b""
+        except (zlib.error, brotli.error) as exc:
+            raise DecodeError(f"the upstream sent broken compressed data: {exc}") from None
+
+
+class DecodeError(Exception):
+    """Compressed data that does not decode."""
+
+
+def decoder(encoding: str | None) -> Decoder | None:
+    """The decoder of a Content-Encoding; None for identity; unknown ones refused."""
+    if (encoding or "").strip().lower() in ("", "identity"):
         return None
-    if name in ("gzip", "x-gzip"):
-        return _Zlib(16 + zlib.MAX_WBITS)
-    if name == "deflate":
-        return _Zlib(zlib.MAX_WBITS)
-    if name == "br":
-        return _Brotli()
-    raise UnsupportedEncodingError(f"Content-Encoding {encoding!r} cannot be decoded to filter")
+    return Decoder(encoding or "")
 
 
 def check_encoding(encoding: str | None) -> None:
     """Raise :class:`UnsupportedEncodingError` now, before a reply is started."""
-    _decoder(encoding or "")
+    decoder(encoding)
 
 
 async def decoded(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -120,18 +146,13 @@ async def decoded(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     Broken compressed data surfaces as :class:`aiohttp.ClientPayloadError`, the error the
     proxy already answers as an upstream failure.
     """
-    decoder = _decoder(upstream.headers.get("Content-Encoding", ""))
-    if decoder is None:
-        async for data in upstream.content.iter_any():
-            yield data
-        return
+    unpack = decoder(upstream.headers.get("Content-Encoding"))
     try:
         async for data in upstream.content.iter_any():
-            out = decoder.step(data)
-            while out:
-                yield out
-                out = decoder.step(b"") if decoder.pending() else b""
-    except (zlib.error, brotli.error) as exc:
-        raise aiohttp.ClientPayloadError(
-            f"the upstream sent broken compressed data: {exc}"
-        ) from None
+            if unpack is None:
+                yield data
+            else:
+                for piece in unpack.feed(data):
+                    yield piece
+    except DecodeError as exc:
+        raise aiohttp.ClientPayloadError(str(exc)) from None

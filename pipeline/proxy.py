@@ -2,33 +2,37 @@
 
 Read top to bottom it follows the data: match a route, forward the request, then either
 stream the reply through ``SSEDecoder → codec + driver (→ stage chains) → client``, filter a
-whole JSON body, or pass the bytes through untouched (paths no protocol claims, upstream
-errors). The upstream comes from config only; nothing in a request can redirect it.
+whole JSON or text body, refuse one no stage can read, or pass the bytes through untouched
+(unmatched requests, routes without stages, paths and media passed by the route's choice).
+The upstream comes from config only; nothing in a request can redirect it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from pipeline import auth
+from pipeline.bodies import BadReplyError, bodiless, body_headers, parse_reply, read_reply
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
 from pipeline.decoding import BodyKind, UnsupportedEncodingError, body_kind, check_encoding, decoded
 from pipeline.driver import Driver, StreamDriver
 from pipeline.engine import ResponseFilter
+from pipeline.forwarding import (
+    ForbiddenTargetError,
+    forward_headers,
+    reply_headers,
+    request_path,
+    upstream_url,
+)
 from pipeline.limits import BodyTimeoutError, BodyTooLargeError, read_body
-from pipeline.paths import PathError, canonical, glob_matches, within
+from pipeline.paths import PathError, glob_matches
 from pipeline.protocols import ADAPTERS, select
 from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody
 from pipeline.protocols.request import BadRequestError, RequestInfo
@@ -39,83 +43,6 @@ from pipeline.state import STATE, ProxyState, Snapshot
 from pipeline.stats import REQUEST_STATS, RequestStats, finding_record
 
 log = structlog.get_logger("streamsieve.proxy")
-
-# RFC 9110 §7.6.1 hop-by-hop fields, plus those the proxy recomputes itself.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
-# The proxy's own credential header: checked here, never shown to an upstream.
-_PROXY_ONLY = frozenset({auth.HEADER})
-
-
-def _forward_headers(
-    headers: Mapping[str, str], upstream: UpstreamConfig, protocol: Protocol
-) -> CIMultiDict[str]:
-    """Client headers minus hop-by-hop ones; credentials pass through unchanged."""
-    connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    connection |= _PROXY_ONLY
-    out: CIMultiDict[str] = CIMultiDict(
-        (k, v)
-        for k, v in headers.items()
-        if k.lower() not in _HOP_BY_HOP and k.lower() not in connection
-    )
-    if protocol is not Protocol.PASSTHROUGH:
-        out["Accept-Encoding"] = "identity"  # the proxy must read what it filters
-    if upstream.api_key_env and "authorization" not in out and "x-api-key" not in out:
-        key = os.environ.get(upstream.api_key_env)
-        if key:
-            if protocol is Protocol.ANTHROPIC_MESSAGES:
-                out["x-api-key"] = key
-            else:
-                out["Authorization"] = f"Bearer {key}"
-    return out
-
-
-def _reply_headers(headers: CIMultiDictProxy[str], *, filtered: bool) -> CIMultiDict[str]:
-    drop = _HOP_BY_HOP | ({"content-encoding"} if filtered else set())
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
-
-
-class ForbiddenTargetError(Exception):
-    """A request path that would leave the configured upstream's origin."""
-
-
-def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> URL:
-    """The configured upstream plus the canonical request path and query — never elsewhere.
-
-    ``path`` is canonical (:func:`pipeline.paths.canonical`: no dot segments, no empty ones),
-    ``strip_prefix`` comes off only at a segment boundary, and the result must keep the
-    upstream's scheme, host and port: a path such as ``/openai.evil.example/v1`` can never
-    turn into another host, and nothing climbs above the upstream's base path.
-    """
-    rest = within(path, upstream.strip_prefix)
-    if rest is None:
-        rest = path
-    target = URL(upstream.url + rest + (f"?{query}" if query else ""), encoded=True)
-    base = URL(upstream.url)
-    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-        raise ForbiddenTargetError(f"path {path!r} leaves the upstream")
-    return target
-
-
-def request_path(request: web.Request) -> str:
-    """The request's canonical path (:class:`PathError` for one the proxy refuses).
-
-    Taken from the raw relative URL: aiohttp's ``request.path`` is already decoded, so
-    ``%2F`` in it would be indistinguishable from ``/``.
-    """
-    return canonical(request.rel_url.raw_path or "/")
 
 
 def error_body(protocol: Protocol, message: str, code: str) -> dict[str, Any]:
@@ -305,7 +232,7 @@ class ProxyHandler:
                 exchange.request.method,
                 url,
                 data=exchange.body or None,
-                headers=_forward_headers(exchange.request.headers, upstream, protocol),
+                headers=forward_headers(exchange.request.headers, upstream, protocol),
                 timeout=timeout,
                 allow_redirects=False,
             )
@@ -325,7 +252,7 @@ class ProxyHandler:
         stats.upstream_ready = time.perf_counter()
         async with upstream_response:
             stats.status = upstream_response.status
-            if not exchange.filters or _bodiless(exchange.request, upstream_response):
+            if not exchange.filters or bodiless(exchange.request, upstream_response):
                 return await self._passthrough(exchange, upstream_response)
             kind = body_kind(upstream_response.content_type)
             if upstream_response.status >= 300 and kind is not BodyKind.OTHER:
@@ -333,9 +260,8 @@ class ProxyHandler:
             try:
                 check_encoding(upstream_response.headers.get("Content-Encoding"))
             except UnsupportedEncodingError as exc:
-                kind, why = BodyKind.OTHER, str(exc)
-            else:
-                why = f"upstream replied with {upstream_response.content_type!r}"
+                if kind is not BodyKind.OTHER:  # text in a wrapping the proxy cannot undo
+                    return self._unfilterable(exchange, f"{exc}; the reply is refused")
             if kind is BodyKind.EVENTS:
                 driver = StreamDriver(ADAPTERS[protocol].stream, exchange.filter(), exchange.info)
                 return await self._stream(exchange, upstream_response, driver)
@@ -344,12 +270,17 @@ class ProxyHandler:
             if kind is BodyKind.TEXT:
                 return await self._text(exchange, upstream_response)
             assert exchange.route is not None
-            if exchange.route.unfilterable == "pass":
+            if exchange.route.unfilterable == "pass":  # media no stage reads, passed by choice
                 return await self._passthrough(exchange, upstream_response)
-            # Fail closed: a reply the route should filter but cannot read never passes.
-            stats.status, stats.error_code = 502, "upstream_bad_body"
-            stats.error = f"{why}, which cannot be filtered (route policy unfilterable: reject)"
-            return _error(exchange.protocol, 502, stats.error, "upstream_error")
+            media = upstream_response.content_type
+            why = f"upstream replied with {media!r}, which cannot be filtered"
+            return self._unfilterable(exchange, f"{why} (route policy unfilterable: reject)")
+
+    def _unfilterable(self, exchange: Exchange, why: str) -> web.Response:
+        """Fail closed: a reply the route should filter but cannot read never passes."""
+        stats = exchange.stats
+        stats.status, stats.error_code, stats.error = 502, "upstream_bad_body", why
+        return _error(exchange.protocol, 502, why, "upstream_error")
 
     async def _stream(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse, driver: StreamDriver
@@ -357,7 +288,7 @@ class ProxyHandler:
         """bytes → SSE items → driver (codec, stage chains) → bytes, one upstream read at a time."""
         stats = exchange.stats
         response = web.StreamResponse(
-            status=upstream.status, headers=_reply_headers(upstream.headers, filtered=True)
+            status=upstream.status, headers=reply_headers(upstream.headers, filtered=True)
         )
         await response.prepare(exchange.request)
         limits = exchange.snapshot.config.proxy.limits
@@ -434,9 +365,9 @@ class ProxyHandler:
         if isinstance(raw, web.StreamResponse):
             return raw
         if not raw:
-            return web.Response(status=upstream.status, headers=_body_headers(upstream))
+            return web.Response(status=upstream.status, headers=body_headers(upstream))
         try:
-            body = _parse_reply(raw)
+            body = parse_reply(raw)
         except BadReplyError as exc:
             stats.status, stats.error, stats.error_code = 502, str(exc), "upstream_bad_body"
             return _error(
@@ -447,7 +378,7 @@ class ProxyHandler:
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
         stats.unknown_fields = driver.unknown_fields
-        headers = _body_headers(upstream)
+        headers = body_headers(upstream)
         if protocol is Protocol.GENERIC_SSE and filtered is body:
             # The generic codec returns the very body it was given only when no stage changed
             # it (it never edits in place): the upstream's bytes go out as they came.
@@ -476,7 +407,7 @@ class ProxyHandler:
         stats.findings = [finding_record(f) for f in driver.findings]
         if release.block:
             return _error(Protocol.GENERIC_SSE, upstream.status, BLOCKED_MESSAGE, "content_filter")
-        headers = _body_headers(upstream)
+        headers = body_headers(upstream)
         headers["Content-Type"] = f"{upstream.content_type}; charset=utf-8"
         return web.Response(body=release.text.encode(), status=upstream.status, headers=headers)
 
@@ -487,7 +418,7 @@ class ProxyHandler:
         stats = exchange.stats
         limit = exchange.snapshot.config.proxy.limits.max_response_bytes
         try:
-            raw = await _read_reply(upstream, limit)
+            raw = await read_reply(upstream, limit)
         except (BadReplyError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             # An upstream failing is not a proxy bug: a warning without a traceback.
             what = str(exc) if isinstance(exc, BadReplyError) else "cut short or broken"
@@ -512,7 +443,7 @@ class ProxyHandler:
         self, exchange: Exchange, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         response = web.StreamResponse(
-            status=upstream.status, headers=_reply_headers(upstream.headers, filtered=False)
+            status=upstream.status, headers=reply_headers(upstream.headers, filtered=False)
         )
         await response.prepare(exchange.request)
         try:
@@ -524,46 +455,3 @@ class ProxyHandler:
             upstream.close()
         await response.write_eof()
         return response
-
-
-class BadReplyError(Exception):
-    """An upstream JSON reply the proxy cannot read; answered with 502."""
-
-
-async def _read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole decoded reply body, refused past ``limit`` bytes (before it is all in memory)."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in decoded(upstream):
-        size += len(chunk)
-        if size > limit:
-            raise BadReplyError(f"larger than the proxy's limit of {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _parse_reply(raw: bytes) -> dict[str, Any]:
-    """A decoded reply body as a JSON object."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadReplyError(f"not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(body, dict):
-        raise BadReplyError("a JSON value that is not an object")
-    return body
-
-
-def _bodiless(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
-    """A reply that has no body to filter (HEAD, 204, 304, ``Content-Length: 0``)."""
-    return (
-        request.method == "HEAD"
-        or upstream.status in (204, 304)
-        or upstream.headers.get("Content-Length") == "0"
-    )
-
-
-def _body_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    """Headers for a filtered whole body: the encoding is undone, the length recomputed."""
-    headers = _reply_headers(upstream.headers, filtered=True)
-    headers.popall("Content-Type", None)  # the response sets its own
-    return headers

@@ -17,8 +17,9 @@ import pytest
 import structlog
 
 from pipeline import cli, logs
-from pipeline.config import MAX_ALIASES, ConfigError, parse_config
-from tests.edge_support import chat_completion, raw_request, redacting_proxy
+from pipeline.config import ConfigError, parse_config
+from pipeline.yamlbound import MAX_ALIASES
+from tests.edge_support import ROUTES, chat_completion, raw_request, redacting_proxy
 from tests.ops_support import ops_stack
 
 ROUTE = 'routes:\n  - name: r\n    upstream: {url: "http://127.0.0.1:1"}\n'
@@ -130,8 +131,6 @@ async def test_a_trickled_body_is_answered_408() -> None:
 
 
 def _with_limits() -> str:
-    from tests.edge_support import ROUTES
-
     return ROUTES + HEADER_LIMITS
 
 

@@ -15,7 +15,15 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.edge_support import LEAK, chat_completion, chat_sse, raw_request, redacting_proxy
+from pipeline.config import ConfigError, parse_config
+from tests.edge_support import (
+    LEAK,
+    ROUTES,
+    chat_completion,
+    chat_sse,
+    raw_request,
+    redacting_proxy,
+)
 
 
 def _client(url: str) -> openai.AsyncOpenAI:
@@ -155,3 +163,82 @@ async def test_upstream_error_bodies_are_filtered_too() -> None:
             await sdk.close()
     assert LEAK not in str(raised.value)
     assert "no account [EMAIL]" in str(raised.value)
+
+
+def test_unfilterable_policy_is_validated_with_a_line() -> None:
+    text = ROUTES.format(upstream="http://127.0.0.1:1", extra="    unfilterable: allow")
+    with pytest.raises(ConfigError, match=r"edge.yaml:8: routes\[0\].unfilterable: .*'reject'"):
+        parse_config(text, "edge.yaml")
+
+
+async def test_byte_ranges_cannot_split_a_stored_reply() -> None:
+    """Two ranges would each hold half the address, which no detector would match."""
+
+    async def ranged(request: web.Request) -> web.StreamResponse:
+        text = f"contact {LEAK} now".encode()
+        wanted = request.headers.get("Range", "")
+        if wanted.startswith("bytes="):
+            first, _, last = wanted.removeprefix("bytes=").partition("-")
+            part = text[int(first) : int(last) + 1]
+            return web.Response(body=part, status=206, content_type="text/plain")
+        return web.Response(body=text, content_type="text/plain")
+
+    async with redacting_proxy() as p:
+        p.upstream.reply = ranged
+        bodies = []
+        async with aiohttp.ClientSession() as http:
+            for span in ("bytes=0-13", "bytes=14-40"):
+                url = f"{p.url}/v1/notes/n1"
+                async with http.get(url, headers={"Range": span}) as reply:
+                    bodies.append((reply.status, await reply.text()))
+    assert [(200, "contact [EMAIL] now")] * 2 == bodies
+
+
+GPT_ROUTE = """
+routes:
+  - name: gpt
+    match: {{path: "/v1/*", model: "gpt-*"}}
+    upstream: {{url: "{upstream}"}}
+    stages:
+      - type: redact
+"""
+REST_ROUTE = """
+  - name: rest
+    match: {{path: "/v1/*"}}
+    upstream: {{url: "{upstream}"}}
+"""
+UNMATCHED = """
+unmatched: {{action: passthrough, upstream: {{url: "{upstream}"}}}}
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    "routes", [GPT_ROUTE + REST_ROUTE + UNMATCHED, GPT_ROUTE + UNMATCHED], ids=["rest", "unmatched"]
+)
+async def test_a_request_without_a_model_cannot_skip_a_filtering_model_route(routes: str) -> None:
+    """``GET`` of a stored completion names no model; it is filtered by the model route."""
+    async with redacting_proxy(routes) as p:
+        sdk = openai.AsyncOpenAI(base_url=f"{p.url}/v1", api_key="sk-test", max_retries=0)
+        try:
+            completion = await sdk.chat.completions.retrieve("chatcmpl-1")
+            created = await sdk.chat.completions.create(model="other", messages=[])
+        finally:
+            await sdk.close()
+    assert "write to [EMAIL] today" == completion.choices[0].message.content
+    assert LEAK in str(created.choices[0].message.content)  # a named other model: its route
+
+
+async def test_pass_policy_never_passes_text_it_cannot_decode() -> None:
+    """``unfilterable: pass`` is for media; JSON in an unknown encoding is still refused."""
+
+    async def zstd_json(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "zstd"}
+        return web.Response(body=LEAK.encode(), headers=headers)
+
+    async with redacting_proxy(extra="    unfilterable: pass") as p:
+        p.upstream.reply = zstd_json
+        status, body = await raw_request(p.url, "GET", "/v1/chat/completions/c1")
+    assert 502 == status
+    assert "'zstd' cannot be decoded" in json.loads(body)["error"]["message"]
+    assert LEAK not in body.decode()

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.config import ConfigError, parse_config
 from pipeline.paths import PathError, canonical, within
 from tests.edge_support import LEAK, ROUTES, raw_request, redacting_proxy
 
@@ -106,8 +107,6 @@ async def test_strip_prefix_keeps_requests_under_the_base(
 
 def test_config_paths_must_be_canonical() -> None:
     """A config names paths the way the proxy compares them, or is refused with the fix."""
-    from pipeline.config import ConfigError, parse_config
-
     text = ROUTES.format(upstream="http://127.0.0.1:1", extra="    passthrough_paths: [/v1//x]")
     with pytest.raises(ConfigError, match=r"edge.yaml:\d+: .*write it as '/v1/x'"):
         parse_config(text, "edge.yaml")

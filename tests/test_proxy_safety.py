@@ -11,7 +11,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from pipeline.app import bound_port, make_app, start_proxy
 from pipeline.config import UpstreamConfig, parse_config
-from pipeline.proxy import ForbiddenTargetError, request_path, upstream_url
+from pipeline.forwarding import ForbiddenTargetError, request_path, upstream_url
 
 
 @pytest.mark.parametrize(
