@@ -25,11 +25,13 @@ REPEAT_SLACK: Final = 16
 """Characters of hold-back allowed beyond the longest spelled-out entry for repeats."""
 EDGE: Final = 3
 """Non-letters trimmed at each end of a word (``"**shit**"``)."""
+SCAN_CONTEXT: Final = MAX_GAP + 4
+"""Released text the scan reads in front of the held text, so the first held word is seen
+to continue a released word or a released spaced-out run: up to :data:`MAX_GAP`
+separators, a quoted one-letter word (``'f``) and the character before it."""
 CONTEXT: Final = 25
-"""Released text kept in front of the held text, so the first held word is seen to
-continue a released word or a released spaced-out run (up to :data:`MAX_GAP` separators,
-a quoted one-letter word ``'f`` and the character before it), and the names rule reads
-its window (:data:`filters.profanity.names.NAME_WINDOW` + 1)."""
+"""Released text kept: :data:`SCAN_CONTEXT` for the scan, and before it the window of the
+names rule (:data:`filters.profanity.names.NAME_WINDOW` + 1)."""
 FIXED_MASK: Final = 4
 """Mask length when ``keep_length`` is off, so the mask does not leak the word's length."""
 
@@ -63,6 +65,11 @@ LEET: Final[dict[str, str]] = {
 ``C++``, ``C#`` and ``(see)`` stay what they are."""
 SYMBOLS: Final = "@$!*|+(#"
 """The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters)."""
+TOKEN_CHARS: Final = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + SYMBOLS + "'\u2019"
+)
+"""The ASCII characters of a word (for ``str.rstrip``: finding where a word starts)."""
+WORD_SET: Final = frozenset(TOKEN_CHARS)
 _SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
 EDGE_CLASS: Final = f"[0-9{_SYMBOL_CLASS}]"
 WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
@@ -160,13 +167,13 @@ def stirring_patterns(
 ) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """``Lexicon.stirring`` and ``stirring_ascii`` (for ASCII text lowercased): after a
     word's start, one character, a word not only of ASCII letters, or one on an entry's
-    skeleton; with ``compounds`` also a stem anywhere, or a stem's beginning at the very
-    end (the ``tail`` group)."""
+    skeleton; with ``compounds`` also a word holding a stem, looked for from word starts
+    inside the one search (a stem's beginning at the end is :attr:`Compounds.tail`'s)."""
     viable = skeleton_pattern(skeletons) or "(?!)"
     stems = stems_any = ""
     if compounds is not None:
-        stems = f"|{compounds.seen.pattern}|(?P<tail>{compounds.tail.pattern})"
-        stems_any = f"|(?i:{compounds.seen.pattern})|(?P<tail>(?i:{compounds.tail.pattern}))"
+        stems = f"|[a-z]*?(?:{compounds.seen.pattern})"
+        stems_any = f"|[A-Za-z]*?(?i:{compounds.seen.pattern})"
     token = f"(?:[^\\W_]|{WORD_CHARS})"
     symbols = re.escape(SYMBOLS) + "'"
     ascii_token = f"[0-9a-z{symbols}]"
@@ -175,12 +182,11 @@ def stirring_patterns(
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
             f"(?:(?i:{viable})(?![A-Za-z])"
             f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS})"
-            f"|{token}(?!{token})){stems_any}"
+            f"|{token}(?!{token}){stems_any})"
         ),
         re.compile(
             f"(?<!{ascii_token})"
-            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}))"
-            f"{stems}"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}){stems})"
         ),
     )
 
