@@ -63,17 +63,24 @@ LEET: Final[dict[str, str]] = {
 """Symbols and digits read as a letter. ``( # +`` were added for ``fu(k``, ``5#1+`` and
 ``b!+ch``; like the others they count only inside a word that spells an entry, so
 ``C++``, ``C#`` and ``(see)`` stay what they are."""
-SYMBOLS: Final = "@$!*|+(#"
-"""The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters)."""
+SYMBOLS: Final = "@$!*|+#"
+"""The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters);
+``(`` may too, but only between two letters (:data:`TEXT_TOKEN`)."""
 TOKEN_CHARS: Final = (
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + SYMBOLS + "'\u2019"
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789(" + SYMBOLS + "'\u2019"
 )
 """The ASCII characters of a word (for ``str.rstrip``: finding where a word starts)."""
 WORD_SET: Final = frozenset(TOKEN_CHARS)
 _SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
-EDGE_CLASS: Final = f"[0-9{_SYMBOL_CLASS}]"
+EDGE_CLASS: Final = f"[0-9({_SYMBOL_CLASS}]"
 WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
-TEXT_TOKEN: Final = re.compile(rf"(?:[^\W_]|{WORD_CHARS})+")
+_LEET: Final = f"[{re.escape(SYMBOLS)}]"
+TEXT_TOKEN: Final = re.compile(
+    rf"(?:[^\W_]|{WORD_CHARS}|(?<=[^\W_]|{_LEET})\((?=[^\W_]|{_LEET}|\Z))+"
+)
+"""A word: letters, digits and the symbols, with ``(`` only inside one (``fu(k``; at the
+end of the visible text it may still be), so ``warning('bastard`` stays two words and
+``(shit)`` is a word in brackets."""
 
 
 def letter_class(letter: str) -> str:
@@ -181,12 +188,12 @@ def stirring_patterns(
         re.compile(
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
             f"(?:(?i:{viable})(?![A-Za-z])"
-            f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS})"
+            f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS}|\\()"
             f"|{token}(?!{token}){stems_any})"
         ),
         re.compile(
             f"(?<!{ascii_token})"
-            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}){stems})"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}(]|{ascii_token}(?!{ascii_token}){stems})"
         ),
     )
 
