@@ -27,7 +27,8 @@ def load(target: str) -> ModuleType:
     if not target.endswith(".py"):
         return importlib.import_module(target)
     spec = importlib.util.spec_from_file_location("stage_under_test", target)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while decorating
     spec.loader.exec_module(module)
