@@ -60,7 +60,7 @@ def compile_compounds(stems: Iterable[str], dropped: frozenset[str]) -> Compound
     )
     return Compounds(
         inner=inner,
-        seen=re.compile("|".join(_plain(stem) for stem in every)),
+        seen=re.compile(_plain_trie(every)),
         tail=re.compile(_reversed_prefixes(every)),
         tail_ends=frozenset(letters + letters.upper()),
     )
@@ -70,9 +70,17 @@ def _letter(letter: str) -> str:
     return "[uv]+" if letter == "u" else f"{letter}+"
 
 
-def _plain(stem: str) -> str:
-    """``stem`` in plain letters, each repeated any number of times."""
-    return "".join(_letter(letter) for letter in stem)
+def _plain_trie(stems: Iterable[str]) -> str:
+    """The stems in plain letters, each letter repeated any number of times, as a trie
+    behind a lookahead on their first letters (one set test where no stem starts)."""
+    root: dict[str, Any] = {}
+    for stem in stems:
+        node = root
+        for letter in stem:
+            node = node.setdefault(_letter(letter), {})
+        node[""] = {}
+    firsts = "".join(sorted({stem[0] for stem in stems})).replace("u", "uv")
+    return f"(?=[{firsts}]){node_pattern(root)}"
 
 
 def _reversed_prefixes(stems: Iterable[str]) -> str:

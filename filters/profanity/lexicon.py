@@ -12,8 +12,8 @@ import regex
 
 from filters.profanity.compounds import TAIL_WINDOW, Compounds, compile_compounds
 from filters.profanity.rules import (
+    LEET_IN_WORD,
     RULE,
-    TOKEN_CHARS,
     WORD_SET,
     ascii_letters,
     skeleton_trie,
@@ -183,14 +183,20 @@ class Lexicon:
             else:
                 found = self.stirring.search(text, start)
             return len(text) if found is None else None
-        scan_from = start
-        if 0 < start < len(text) and text[start] in WORD_SET and text[start - 1] in WORD_SET:
-            scan_from = len(text[:start].rstrip(TOKEN_CHARS))
         if text.isascii():
             text = text.lower()
-            if self.stirring_ascii.search(text, scan_from) is not None:
+            if self.stirring_ascii.search(text, start) is not None:
                 return None
-        elif self.stirring.search(text, scan_from) is not None:
+        elif self.stirring.search(text, start) is not None:
+            return None
+        # A piece that continues a word: leetspeak in it may finish a stem whose plain
+        # beginning was held (``dumbf`` + ``4ck``), which only the scan reads.
+        if (
+            0 < start < len(text)
+            and text[start] in WORD_SET
+            and text[start - 1] in WORD_SET
+            and LEET_IN_WORD.match(text.lower(), start) is not None
+        ):
             return None
         if text[-1:] not in compounds.tail_ends:
             return len(text)

@@ -71,6 +71,8 @@ TOKEN_CHARS: Final = (
 )
 """The ASCII characters of a word (for ``str.rstrip``: finding where a word starts)."""
 WORD_SET: Final = frozenset(TOKEN_CHARS)
+LEET_IN_WORD: Final = re.compile(f"[a-z]*+[0-9{re.escape(SYMBOLS)}(]")
+"""A lowercased word, from where it is read, that holds a digit or a symbol: leetspeak."""
 _SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
 EDGE_CLASS: Final = f"[0-9({_SYMBOL_CLASS}]"
 WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
@@ -88,7 +90,10 @@ def letter_class(letter: str) -> str:
 
 
 def atoms(entry: str, repeats: bool) -> list[str]:
-    """Regex pieces for ``entry``, one per character (a space joins phrase words)."""
+    """Regex pieces for ``entry``, one per character (a space joins phrase words).
+
+    Without ``repeats`` (the letters of a spaced-out run, gathered one per word) there
+    are no repeats and no stars between letters either: the run holds letters only."""
     quantifier = f"{{1,{MAX_REPEAT}}}" if repeats else ""
     atoms = []
     for word_index, word in enumerate(entry.split(" ")):
@@ -98,7 +103,7 @@ def atoms(entry: str, repeats: bool) -> list[str]:
             atom = letter_class(letter) + quantifier
             if 0 < i < len(word) - 1:
                 atom = rf"(?:{atom}|\*)"
-            if i < len(word) - 1:
+            if repeats and i < len(word) - 1:
                 # ``s*h*i*t``: stars between the letters, never after the last one, so an
                 # already censored ``f***`` stays untouched.
                 atom += rf"(?:\*{{1,{MAX_GAP}}})?"
@@ -174,13 +179,13 @@ def stirring_patterns(
 ) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """``Lexicon.stirring`` and ``stirring_ascii`` (for ASCII text lowercased): after a
     word's start, one character, a word not only of ASCII letters, or one on an entry's
-    skeleton; with ``compounds`` also a word holding a stem, looked for from word starts
-    inside the one search (a stem's beginning at the end is :attr:`Compounds.tail`'s)."""
+    skeleton; with ``compounds`` also a stem in plain letters anywhere, behind a one-set
+    lookahead (a stem's beginning at the end is :attr:`Compounds.tail`'s)."""
     viable = skeleton_pattern(skeletons) or "(?!)"
     stems = stems_any = ""
     if compounds is not None:
-        stems = f"|[a-z]*?(?:{compounds.seen.pattern})"
-        stems_any = f"|[A-Za-z]*?(?i:{compounds.seen.pattern})"
+        stems = f"|{compounds.seen.pattern}"
+        stems_any = f"|(?i:{compounds.seen.pattern})"
     token = f"(?:[^\\W_]|{WORD_CHARS})"
     symbols = re.escape(SYMBOLS) + "'"
     ascii_token = f"[0-9a-z{symbols}]"
@@ -189,11 +194,11 @@ def stirring_patterns(
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
             f"(?:(?i:{viable})(?![A-Za-z])"
             f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS}|\\()"
-            f"|{token}(?!{token}){stems_any})"
+            f"|{token}(?!{token})){stems_any}"
         ),
         re.compile(
             f"(?<!{ascii_token})"
-            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}(]|{ascii_token}(?!{ascii_token}){stems})"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}(]|{ascii_token}(?!{ascii_token})){stems}"
         ),
     )
 

@@ -111,14 +111,17 @@ class ProfanityStage:
                     context = self._context
                     joined = context + pending
                     quiet = self._lexicon.quiet(joined, len(context))
+                    if quiet == len(joined):
+                        self._released += len(pending)
+                        if len(joined) > CONTEXT:
+                            self._from_start = False
+                        self._context = joined[-CONTEXT:]
+                        self._pending = ""
+                        return Release(text if self._action == "flag" else pending)
                     if quiet is not None:
                         cut = quiet - len(context)
                         self._released += cut
-                        if quiet > CONTEXT:
-                            self._from_start = False
-                            self._context = joined[quiet - CONTEXT : quiet]
-                        else:
-                            self._context = joined[:quiet]
+                        self._keep_context(joined[:quiet])
                         self._pending = pending[cut:]
                         return Release(text if self._action == "flag" else pending[:cut])
                 self._pending = pending
