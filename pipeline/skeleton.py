@@ -68,7 +68,20 @@ def fold(char: str) -> str:
         if part.isascii():
             out.append(part)
             continue
-        prototype = unicodedata.normalize("NFD", prototypes().get(part, part))
-        prototype = "".join(c for c in prototype if unicodedata.category(c) != "Mn")
-        out.append(prototype if prototype.isascii() else part)
+        out.append(_ascii_prototype(part))
     return "".join(out)
+
+
+def _ascii_prototype(char: str) -> str:
+    """``char``'s prototype if ASCII, else ``char``. The standard maps Greek capital iota
+    and Cyrillic capital byelorussian i to ``l`` (what they look like in many fonts); when
+    the small letter's prototype is ``i``, a word list reads them as the ``I`` they are."""
+    prototype = _prototype(char)
+    if prototype == "l" and char.isupper() and _prototype(char.lower()) == "i":
+        return "I"
+    return prototype if prototype.isascii() else char
+
+
+def _prototype(char: str) -> str:
+    prototype = unicodedata.normalize("NFD", prototypes().get(char, char))
+    return "".join(c for c in prototype if unicodedata.category(c) != "Mn")

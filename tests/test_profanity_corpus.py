@@ -1,9 +1,11 @@
 """Precision and recall of the profanity stage over the labelled corpus in corpus/profanity/.
 
-``profane.txt`` and ``evasive.txt`` mark every span the stage must flag with ``[[...]]``;
-``innocent.txt`` holds look-alikes that must pass untouched. Recall must reach 0.95 over
-the profane and evasive items, and no innocent item may be flagged. Run with ``pytest -s``
-to see the table.
+``profane.txt``, ``evasive.txt`` and ``homoglyph.txt`` mark every span the stage must flag
+with ``[[...]]``; ``innocent.txt`` holds look-alikes that must pass untouched. Every item
+runs under :func:`tests.chunking_support.corpus_chunkings` (whole, one character per
+piece, random splits), each chunking counted on its own. Recall must reach 0.95 over the
+marked items, and no innocent item may be flagged. Run with ``pytest -s`` to see the
+table (README, "Profanity: precision and recall").
 
 The loader lives here and is imported by test_profanity.py, which replays the same
 sentences through random chunkings.
@@ -18,9 +20,10 @@ from pathlib import Path
 
 from filters.profanity import ProfanityConfig, ProfanityFactory
 from pipeline.testing import run_factory
+from tests.chunking_support import corpus_chunkings
 
 CORPUS = Path(__file__).parent / "corpus" / "profanity"
-KINDS = ("profane", "evasive", "innocent")
+KINDS = ("profane", "evasive", "homoglyph", "innocent")
 MARK = re.compile(r"\[\[(.+?)\]\]")
 RECALL_TARGET = 0.95
 
@@ -87,13 +90,14 @@ def scores() -> dict[str, Score]:
     factory = ProfanityFactory(ProfanityConfig())
     table = {kind: Score() for kind in KINDS}
     for sample in samples():
-        spans = [(f.start, f.end) for f in run_factory(factory, [sample.text]).findings]
         score = table[sample.kind]
         score.items += 1
-        score.labels += len(sample.labels)
-        score.found += sum(_overlaps(label, spans) for label in sample.labels)
-        score.findings += len(spans)
-        score.false += sum(not _overlaps(span, list(sample.labels)) for span in spans)
+        for pieces in corpus_chunkings(sample.text, sample.text):
+            spans = [(f.start, f.end) for f in run_factory(factory, pieces).findings]
+            score.labels += len(sample.labels)
+            score.found += sum(_overlaps(label, spans) for label in sample.labels)
+            score.findings += len(spans)
+            score.false += sum(not _overlaps(span, list(sample.labels)) for span in spans)
     print(
         f"\n{'file':<10}{'items':>7}{'labels':>8}{'found':>7}{'false+':>8}{'recall':>8}{'prec.':>7}"
     )
@@ -113,10 +117,11 @@ def test_corpus_is_large_enough() -> None:
 
 
 def test_recall_on_profane_and_evasive_items() -> None:
-    """At least 95% of the marked words, plain or disguised, are flagged."""
+    """At least 95% of the marked words, plain, disguised or homoglyphs, are flagged."""
     table = scores()
-    labels = table["profane"].labels + table["evasive"].labels
-    found = table["profane"].found + table["evasive"].found
+    marked = [table[kind] for kind in KINDS if kind != "innocent"]
+    labels = sum(score.labels for score in marked)
+    found = sum(score.found for score in marked)
     assert found / labels >= RECALL_TARGET
 
 
@@ -126,6 +131,12 @@ def test_no_innocent_look_alike_is_flagged() -> None:
 
 
 def test_findings_in_profane_items_all_hit_a_label() -> None:
-    """Every finding in the profane and evasive items covers a marked word."""
+    """Every finding in the marked items covers a marked word."""
     table = scores()
-    assert (1.0, 1.0) == (table["profane"].precision, table["evasive"].precision)
+    assert (1.0, 1.0, 1.0) == tuple(table[k].precision for k in ("profane", "evasive", "homoglyph"))
+
+
+def test_every_class_is_caught_under_every_chunking() -> None:
+    """Recall is 1.0 on each marked file, whole, per character and in random splits."""
+    table = scores()
+    assert (1.0, 1.0, 1.0) == tuple(table[k].recall for k in ("profane", "evasive", "homoglyph"))

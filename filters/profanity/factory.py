@@ -39,6 +39,11 @@ class ProfanityConfig(StageConfig):
     """Extra entries inline: words or phrases (``son of a bitch``)."""
     default_list: bool = True
     """Include the shipped English list (``config/wordlists/en.txt``)."""
+    compounds: bool = True
+    """Find the stems of ``config/wordlists/en-stems.txt`` inside longer words
+    (``dumbfuck``); see :mod:`filters.profanity.compounds`. It costs CPU on every piece of
+    prose (the quiet test reads words for stems), so a route that does not need it can
+    turn it off."""
     name_context: bool = True
     """Let an entry of ``config/wordlists/en-names.txt`` (``dick``, ``dyke``) pass when it is
     written as a name next to another capitalised word (``Dick Van Dyke``, ``Moby-Dick``);
@@ -104,7 +109,8 @@ class ProfanityFactory(StageFactory[ProfanityConfig]):
         if config.default_list:
             sources.append((RULE, read_wordlist(default_wordlist())))
         names = read_wordlist(default_wordlist("en-names")) if config.name_context else []
-        stems = read_stems(default_wordlist("en-stems")) if config.default_list else []
+        with_stems = config.default_list and config.compounds
+        stems = read_stems(default_wordlist("en-stems")) if with_stems else []
         self._lexicon = compile_lexicon(sources, config.allow, names, stems)
         self._bound = holdback_bound(e for _, entries in sources for e in entries)
         self._mask = masker(config)

@@ -10,9 +10,11 @@ from typing import Any, Final
 
 import regex
 
-from filters.profanity.compounds import Compounds, compile_compounds
+from filters.profanity.compounds import TAIL_WINDOW, Compounds, compile_compounds
 from filters.profanity.rules import (
+    LEET_IN_WORD,
     RULE,
+    WORD_SET,
     ascii_letters,
     skeleton_trie,
     stirring_patterns,
@@ -169,15 +171,37 @@ class Lexicon:
         """Where ``text[start:]`` stops being quiet: ``len(text)`` when no candidate can
         start in it, the start of a stem's beginning at its very end (to hold while the
         rest goes out), or ``None`` when a scan must decide. One stdlib search, which most
-        pieces of prose pass, so they need no scan."""
-        found = (
-            self.stirring_ascii.search(text.lower(), start)
-            if text.isascii()
-            else self.stirring.search(text, start)
-        )
-        if found is None:
+        pieces of prose pass, so they need no scan.
+
+        With compounds, a piece that continues a word is searched from that word's start
+        (a stem may begin in the released part's last letters only if it was held, but
+        the word around it decides whether the stem counts)."""
+        compounds = self.compounds
+        if compounds is None:
+            if text.isascii():
+                found = self.stirring_ascii.search(text.lower(), start)
+            else:
+                found = self.stirring.search(text, start)
+            return len(text) if found is None else None
+        if text.isascii():
+            text = text.lower()
+            if self.stirring_ascii.search(text, start) is not None:
+                return None
+        elif self.stirring.search(text, start) is not None:
+            return None
+        # A piece that continues a word: leetspeak in it may finish a stem whose plain
+        # beginning was held (``dumbf`` + ``4ck``), which only the scan reads.
+        if (
+            0 < start < len(text)
+            and text[start] in WORD_SET
+            and text[start - 1] in WORD_SET
+            and LEET_IN_WORD.match(text.lower(), start) is not None
+        ):
+            return None
+        if text[-1:] not in compounds.tail_ends:
             return len(text)
-        return found.start() if found.lastgroup == "tail" else None
+        tail = compounds.tail.match(text[: -TAIL_WINDOW - 1 : -1].lower())
+        return len(text) if tail is None else max(start, len(text) - tail.end())
 
     def accepts(self, word: str) -> bool:
         """A complete match counts: not a bare number, not allow-listed as written."""

@@ -25,11 +25,13 @@ REPEAT_SLACK: Final = 16
 """Characters of hold-back allowed beyond the longest spelled-out entry for repeats."""
 EDGE: Final = 3
 """Non-letters trimmed at each end of a word (``"**shit**"``)."""
+SCAN_CONTEXT: Final = MAX_GAP + 4
+"""Released text the scan reads in front of the held text, so the first held word is seen
+to continue a released word or a released spaced-out run: up to :data:`MAX_GAP`
+separators, a quoted one-letter word (``'f``) and the character before it."""
 CONTEXT: Final = 25
-"""Released text kept in front of the held text, so the first held word is seen to
-continue a released word or a released spaced-out run (up to :data:`MAX_GAP` separators,
-a quoted one-letter word ``'f`` and the character before it), and the names rule reads
-its window (:data:`filters.profanity.names.NAME_WINDOW` + 1)."""
+"""Released text kept: :data:`SCAN_CONTEXT` for the scan, and before it the window of the
+names rule (:data:`filters.profanity.names.NAME_WINDOW` + 1)."""
 FIXED_MASK: Final = 4
 """Mask length when ``keep_length`` is off, so the mask does not leak the word's length."""
 
@@ -61,12 +63,26 @@ LEET: Final[dict[str, str]] = {
 """Symbols and digits read as a letter. ``( # +`` were added for ``fu(k``, ``5#1+`` and
 ``b!+ch``; like the others they count only inside a word that spells an entry, so
 ``C++``, ``C#`` and ``(see)`` stay what they are."""
-SYMBOLS: Final = "@$!*|+(#"
-"""The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters)."""
+SYMBOLS: Final = "@$!*|+#"
+"""The non-letters a word may contain (leetspeak, ``*`` for a letter or between letters);
+``(`` may too, but only between two letters (:data:`TEXT_TOKEN`)."""
+TOKEN_CHARS: Final = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789(" + SYMBOLS + "'\u2019"
+)
+"""The ASCII characters of a word (for ``str.rstrip``: finding where a word starts)."""
+WORD_SET: Final = frozenset(TOKEN_CHARS)
+LEET_IN_WORD: Final = re.compile(f"[a-z]*+[0-9{re.escape(SYMBOLS)}(]")
+"""A lowercased word, from where it is read, that holds a digit or a symbol: leetspeak."""
 _SYMBOL_CLASS: Final = re.escape(SYMBOLS) + "'\u2019"
-EDGE_CLASS: Final = f"[0-9{_SYMBOL_CLASS}]"
+EDGE_CLASS: Final = f"[0-9({_SYMBOL_CLASS}]"
 WORD_CHARS: Final = f"[{_SYMBOL_CLASS}]"
-TEXT_TOKEN: Final = re.compile(rf"(?:[^\W_]|{WORD_CHARS})+")
+_LEET: Final = f"[{re.escape(SYMBOLS)}]"
+TEXT_TOKEN: Final = re.compile(
+    rf"(?:[^\W_]|{WORD_CHARS}|(?<=[^\W_]|{_LEET})\((?=[^\W_]|{_LEET}|\Z))+"
+)
+"""A word: letters, digits and the symbols, with ``(`` only inside one (``fu(k``; at the
+end of the visible text it may still be), so ``warning('bastard`` stays two words and
+``(shit)`` is a word in brackets."""
 
 
 def letter_class(letter: str) -> str:
@@ -74,7 +90,10 @@ def letter_class(letter: str) -> str:
 
 
 def atoms(entry: str, repeats: bool) -> list[str]:
-    """Regex pieces for ``entry``, one per character (a space joins phrase words)."""
+    """Regex pieces for ``entry``, one per character (a space joins phrase words).
+
+    Without ``repeats`` (the letters of a spaced-out run, gathered one per word) there
+    are no repeats and no stars between letters either: the run holds letters only."""
     quantifier = f"{{1,{MAX_REPEAT}}}" if repeats else ""
     atoms = []
     for word_index, word in enumerate(entry.split(" ")):
@@ -84,7 +103,7 @@ def atoms(entry: str, repeats: bool) -> list[str]:
             atom = letter_class(letter) + quantifier
             if 0 < i < len(word) - 1:
                 atom = rf"(?:{atom}|\*)"
-            if i < len(word) - 1:
+            if repeats and i < len(word) - 1:
                 # ``s*h*i*t``: stars between the letters, never after the last one, so an
                 # already censored ``f***`` stays untouched.
                 atom += rf"(?:\*{{1,{MAX_GAP}}})?"
@@ -160,13 +179,13 @@ def stirring_patterns(
 ) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """``Lexicon.stirring`` and ``stirring_ascii`` (for ASCII text lowercased): after a
     word's start, one character, a word not only of ASCII letters, or one on an entry's
-    skeleton; with ``compounds`` also a stem anywhere, or a stem's beginning at the very
-    end (the ``tail`` group)."""
+    skeleton; with ``compounds`` also a stem in plain letters anywhere, behind a one-set
+    lookahead (a stem's beginning at the end is :attr:`Compounds.tail`'s)."""
     viable = skeleton_pattern(skeletons) or "(?!)"
     stems = stems_any = ""
     if compounds is not None:
-        stems = f"|{compounds.seen.pattern}|(?P<tail>{compounds.tail.pattern})"
-        stems_any = f"|(?i:{compounds.seen.pattern})|(?P<tail>(?i:{compounds.tail.pattern}))"
+        stems = f"|{compounds.seen.pattern}"
+        stems_any = f"|(?i:{compounds.seen.pattern})"
     token = f"(?:[^\\W_]|{WORD_CHARS})"
     symbols = re.escape(SYMBOLS) + "'"
     ascii_token = f"[0-9a-z{symbols}]"
@@ -174,13 +193,12 @@ def stirring_patterns(
         re.compile(
             f"(?<![^\\W_])(?<!{WORD_CHARS})"
             f"(?:(?i:{viable})(?![A-Za-z])"
-            f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS})"
+            f"|[A-Za-z]*+(?:[^\\W_A-Za-z]|{WORD_CHARS}|\\()"
             f"|{token}(?!{token})){stems_any}"
         ),
         re.compile(
             f"(?<!{ascii_token})"
-            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}]|{ascii_token}(?!{ascii_token}))"
-            f"{stems}"
+            f"(?:{viable}(?![a-z])|[a-z]*+[0-9{symbols}(]|{ascii_token}(?!{ascii_token})){stems}"
         ),
     )
 

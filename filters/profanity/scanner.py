@@ -57,16 +57,25 @@ class Scan:
     whatever else had arrived when it was made.
     """
 
-    __slots__ = ("_bound", "_final", "_from_start", "_lex", "_spans", "_text")
+    __slots__ = ("_bound", "_final", "_from_start", "_lead", "_lex", "_spans", "_text")
 
     def __init__(
-        self, lex: Lexicon, text: str, bound: int, final: bool, *, from_start: bool = False
+        self,
+        lex: Lexicon,
+        text: str,
+        bound: int,
+        final: bool,
+        *,
+        from_start: bool = False,
+        lead: str = "",
     ) -> None:
         self._lex = lex
         self._text = text
         self._bound = bound
         self._final = final
         self._from_start = from_start
+        self._lead = lead
+        """Released text before ``text``, read only by the names rule (its window)."""
         self._spans = [m.span() for m in TEXT_TOKEN.finditer(text)]
 
     def decide(self, origin: int) -> tuple[list[Hit], int]:
@@ -141,11 +150,16 @@ class Scan:
             return hit
         if not title_case(word):
             return hit
-        before = spans[i - 1] if i else None
+        # The names rule reads further back than the scan: re-read with the lead (rare).
+        shift = len(self._lead)
+        full = self._lead + text
+        earlier = [m.span() for m in TEXT_TOKEN.finditer(full, 0, start + shift)]
+        before = earlier[-1] if earlier else None
         after = spans[i + 1] if i + 1 < len(spans) else None
-        verdict = judge(
-            text, (start, end), before, after, closed=closed, from_start=self._from_start
-        )
+        if after is not None:
+            after = (after[0] + shift, after[1] + shift)
+        word_span = (start + shift, end + shift)
+        verdict = judge(full, word_span, before, after, closed=closed, from_start=self._from_start)
         if verdict is Name.UNDECIDED:
             return _PENDING
         return None if verdict is Name.NAME else hit
@@ -204,7 +218,8 @@ class Scan:
         joined by one to :data:`MAX_GAP` of ``. - _ ~`` (no space: ``as sess`` is two
         words) spells one entry. Only a whole chain counts, so ``p-a-s-s`` is not ``ass``."""
         lex, text, spans = self._lex, self._text, self._spans
-        if i + 1 == len(spans) and (closed or spans[i][1] < len(text) - MAX_GAP):
+        after = spans[i][1]
+        if after < len(text) and text[after] not in SPLITTERS:
             return None
         if i and self._joins(spans[i - 1][1], spans[i][0], SPLITTERS):
             return None

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from filters.profanity.lexicon import Lexicon
-from filters.profanity.rules import CONTEXT, RULE
+from filters.profanity.rules import CONTEXT, RULE, SCAN_CONTEXT
 from filters.profanity.scanner import Hit, Scan
 from pipeline.stage import NOTHING, ChannelEnd, Finding, Release
 from pipeline.textview import Normaliser, TextView
@@ -76,8 +76,10 @@ class ProfanityStage:
         self._from_start = True
         """Whether ``_context`` still begins at the channel's first character."""
         self._fed = 0
+        """Original characters fed, counted while a view is open (else ``_released``
+        plus the pending text)."""
         self._released = 0
-        """Original characters released (or decided) so far: ``_fed - _released`` held."""
+        """Original characters released (or decided) so far."""
         self._view: TextView | None = normaliser.view(json=True) if json else None
         self._vbase = 0
         """Original channel offset where the view started (its offset 0)."""
@@ -88,18 +90,44 @@ class ProfanityStage:
     @property
     def held(self) -> int:
         """Characters held back; always 0 when flagging, which releases text at once."""
-        return 0 if self._action == "flag" else self._fed - self._released
+        if self._action == "flag":
+            return 0
+        return len(self._pending) if self._view is None else self._fed - self._released
 
     def feed(self, text: str) -> Release:
         """Release the text before the first word that could still become a match."""
         if self._done or not text:
             return NOTHING
-        self._fed += len(text)
         view = self._view
         if view is None:
             if text.isascii():
-                return self._feed_plain(text)
+                # ASCII without a view: the text is its own view, the hot path of prose.
+                pending = self._pending + text
+                if len(pending) <= self._bound:
+                    # When no word that starts in the undecided text could start a
+                    # candidate (a piece of prose, or one that ends a held word), a scan
+                    # would release it whole: skip the scan. A stem's beginning at the
+                    # very end (``...dumbfu``) stays held.
+                    context = self._context
+                    joined = context + pending
+                    quiet = self._lexicon.quiet(joined, len(context))
+                    if quiet == len(joined):
+                        self._released += len(pending)
+                        if len(joined) > CONTEXT:
+                            self._from_start = False
+                        self._context = joined[-CONTEXT:]
+                        self._pending = ""
+                        return Release(text if self._action == "flag" else pending)
+                    if quiet is not None:
+                        cut = quiet - len(context)
+                        self._released += cut
+                        self._keep_context(joined[:quiet])
+                        self._pending = pending[cut:]
+                        return Release(text if self._action == "flag" else pending[:cut])
+                self._pending = pending
+                return self._advance(text, final=False)
             view = self._open_view()
+        self._fed += len(text)
         pending = self._pending = self._pending + view.feed(text)
         if len(pending) <= self._bound:
             quiet = self._lexicon.quiet(self._context + pending, len(self._context))
@@ -117,26 +145,6 @@ class ProfanityStage:
         self._done = True
         return release
 
-    def _feed_plain(self, text: str) -> Release:
-        """ASCII without a view: the text is its own view."""
-        pending = self._pending + text
-        if len(pending) <= self._bound:
-            # When no word that starts in the undecided text could start a candidate (a
-            # piece of prose, or one that ends a held word), a scan would release it
-            # whole: skip the scan.
-            context = self._context
-            joined = context + pending
-            quiet = self._lexicon.quiet(joined, len(context))
-            if quiet is not None:
-                # A stem's beginning at the very end (``...dumbfu``) stays held.
-                cut = quiet - len(context)
-                self._released += cut
-                self._keep_context(joined[:quiet])
-                self._pending = pending[cut:]
-                return Release(text if self._action == "flag" else pending[:cut])
-        self._pending = pending
-        return self._advance(text, final=False)
-
     def _keep_context(self, released: str) -> None:
         """Keep the end of ``released`` (the context followed by what was just decided)."""
         if len(released) > CONTEXT:
@@ -148,6 +156,7 @@ class ProfanityStage:
         """Start reading through a view at the held text (ASCII, so its own view)."""
         view = self._view = self._normaliser.view()
         self._vbase = self._released
+        self._fed = self._released + len(self._pending)
         self._vpos = 0
         held, self._pending = self._pending, ""
         self._pending = view.feed(held)
@@ -173,11 +182,12 @@ class ProfanityStage:
             self._view = None
 
     def _advance(self, fed: str, final: bool) -> Release:
-        text = self._context + self._pending
-        origin = len(self._context)
-        scan = Scan(self._lexicon, text, self._bound, final, from_start=self._from_start)
+        lead, context = self._context[:-SCAN_CONTEXT], self._context[-SCAN_CONTEXT:]
+        text = context + self._pending
+        origin = len(context)
+        scan = Scan(self._lexicon, text, self._bound, final, from_start=self._from_start, lead=lead)
         hits, cut = scan.decide(origin)
-        self._keep_context(text[:cut])
+        self._keep_context(lead + text[:cut])
         self._pending = text[cut:]
         view = self._view
         if view is None:
