@@ -298,26 +298,28 @@ class TextView:
         self._orig += text
         pending = self._pending
         s = pending + text if pending else text
-        if self._fast and s.isascii():
-            # The hot path: ASCII is its own view and extends the implicit one-to-one
-            # run; only a final letter, which a mark could still change, waits.
-            if s[-1] in _ASCII_FIRSTS:
-                self._pending = s[-1]
-                s = s[:-1]
-            elif pending:
-                self._pending = ""
-            self._vend += len(s)
-            return s
-        if s.isascii() and (self._fold_plain or self._norm.plain(s)):
-            if not self._json:
-                # ASCII that this fold leaves alone: the hot path's case, not inlined.
-                keep = s[-1] in _ASCII_FIRSTS
-                self._pending = s[-1] if keep else ""
-                out = s[:-1] if keep else s
-                self._vend += len(out)
-                return out
-            if "\\" not in s:
-                return self._ascii_json(s)
+        if s.isascii():
+            if self._fast:
+                # The hot path: ASCII is its own view and extends the implicit one-to-one
+                # run; only a final letter, which a mark could still change, waits.
+                if s[-1] in _ASCII_FIRSTS:
+                    self._pending = s[-1]
+                    s = s[:-1]
+                elif pending:
+                    self._pending = ""
+                self._vend += len(s)
+                return s
+            if self._fold_plain or self._norm.plain(s):
+                if self._json:
+                    if "\\" not in s:
+                        return self._ascii_json(s)
+                else:
+                    # ASCII that this fold leaves alone: the hot path's case, not inlined.
+                    keep = s[-1] in _ASCII_FIRSTS
+                    self._pending = s[-1] if keep else ""
+                    out = s[:-1] if keep else s
+                    self._vend += len(out)
+                    return out
         return self._general(s, final=False)
 
     def finish(self) -> str:
