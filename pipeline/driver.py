@@ -10,7 +10,12 @@ written back, how a blocked or failed stream ends. Everything else lives here, o
 - the block: the first reason any chain gave, after which nothing more is fed,
 - findings, read from the response's chains,
 - for streams, the item loop the proxy and ``replay`` run: comments passed, a codec's
-  :class:`UpstreamEventError` turned into the protocol's error, the stream's end.
+  :class:`UpstreamEventError` turned into the protocol's error, the stream's end,
+- runs: consecutive events that each carry one piece of text on the same channel and
+  nothing else (see :class:`Lone`) and arrived in one upstream read are fed to the chain
+  as one text, and what it releases is spread back over their events (:func:`spread`).
+  Under load a read holds several events; each stage then runs once per read instead of
+  once per token, and the client still gets the same events in the same write.
 
 A :class:`Tap` sees the text going in and coming out per channel; ``replay`` uses one to
 show what the upstream sent and what the client received, without parsing anything twice.
@@ -19,7 +24,7 @@ show what the upstream sent and what the client received, without parsing anythi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pipeline.engine import ResponseFilter, merge_releases
 from pipeline.sse import Comment, Event, encode
@@ -37,6 +42,64 @@ class UpstreamEventError(Exception):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Lone(NamedTuple):
+    """An event whose only text is one piece on one channel, and whose only other content
+    is structure the codec writes back unchanged (a chat chunk with one ``content``, an
+    Anthropic ``text_delta``): the kind of event a run is made of.
+
+    A codec's :meth:`~pipeline.protocols.base.StreamCodec.lone` finds it; ``payload`` is the
+    codec's own parsed form, handed back to its ``lone_out`` so nothing is parsed twice.
+    """
+
+    channel: Channel
+    text: str
+    event: Event
+    payload: Any
+
+
+def spread(pieces: Sequence[str], released: str) -> list[str]:
+    """``released`` (what a chain gave for the pieces joined) as one text per piece.
+
+    Where the release agrees with the input, from the start and from the end, each piece
+    keeps its own text; the part in between (a replacement, or a held tail, which has no
+    end in common) goes to the piece where it begins, and the pieces it covers get only
+    what follows it. So an unchanged release puts every piece back in its own event, a
+    replacement comes out in the event where the replaced text began, and the pieces of
+    a held tail are empty, as if the stage had held them one by one.
+    """
+    joined = "".join(pieces)
+    if released == joined:
+        return list(pieces)
+    total, size = len(joined), len(released)
+    if joined.startswith(released):
+        agreed = size
+    else:
+        agreed = 0
+        for ours, theirs in zip(joined, released, strict=False):
+            if ours != theirs:
+                break
+            agreed += 1
+    same_end, room = 0, min(total, size) - agreed
+    while same_end < room and joined[total - 1 - same_end] == released[size - 1 - same_end]:
+        same_end += 1
+    cut = total - same_end
+    """``joined[agreed:cut]`` became ``released[agreed:size - same_end]``."""
+    middle = released[agreed : size - same_end]
+    out: list[str] = []
+    start, placed, last = 0, False, len(pieces) - 1
+    for k, piece in enumerate(pieces):
+        end = start + len(piece)
+        if not placed and (end > agreed or k == last):
+            out.append(joined[start:agreed] + middle + joined[cut:end])
+            placed = True
+        elif placed and start < cut:
+            out.append(joined[cut:end])
+        else:
+            out.append(piece)
+        start = end
+    return out
 
 
 class Tap(Protocol):
@@ -173,18 +236,51 @@ class StreamDriver(Driver):
         self.protocol = self.codec.protocol
 
     async def feed(self, items: Sequence[Event | Comment]) -> bytes:
-        """Client bytes for a batch of upstream items (empty when everything is held)."""
+        """Client bytes for a batch of upstream items (empty when everything is held).
+
+        The items are one upstream read: consecutive :class:`Lone` events of one channel
+        among them go through the chain as one run (see the module docstring).
+        """
         out: list[bytes] = []
-        for item in items:
-            if self.done:
-                break
+        codec = self.codec
+        at, count = 0, len(items)
+        while at < count and not self.done:
+            item = items[at]
+            at += 1
             if isinstance(item, Comment):
                 out.append(encode(item))
                 continue
             try:
-                out.append(await self.codec.on_event(item))
+                lone = codec.lone(item)
+                if lone is None:
+                    out.append(await codec.on_event(item))
+                    continue
+                run = [lone]
+                while at < count:
+                    following = items[at]
+                    more = None if isinstance(following, Comment) else codec.lone(following)
+                    if more is None or more.channel is not lone.channel:
+                        break
+                    run.append(more)
+                    at += 1
+                out.append(await self._run(run))
             except UpstreamEventError as exc:
                 out.append(self.fail(str(exc), exc.code))
+        return b"".join(out)
+
+    async def _run(self, run: list[Lone]) -> bytes:
+        """Feed a run's pieces as one text and write each event with its share."""
+        codec = self.codec
+        if len(run) == 1:
+            texts = [(await self.filter(run[0].channel, run[0].text)).text]
+        else:
+            pieces = [lone.text for lone in run]
+            release = await self.filter(run[0].channel, "".join(pieces))
+            self.text_chunks += len(run) - 1  # one per upstream event, as if fed one by one
+            texts = spread(pieces, release.text)
+        out = [codec.lone_out(lone, text) for lone, text in zip(run, texts, strict=True)]
+        if self.blocked is not None:
+            out.append(codec.end_blocked())
         return b"".join(out)
 
     async def end(self) -> bytes:

@@ -180,12 +180,27 @@ async def test_block_in_non_streaming_reply(stack: StackFactory) -> None:
 
 
 async def test_stage_exception_fails_closed(stack: StackFactory) -> None:
-    """A stage that raises ends the stream with ``content_filter``, not with raw text."""
+    """A stage that raises ends the stream with ``content_filter``, not with raw text.
+
+    The chunks are 50 ms apart so they arrive in reads of their own: text released by an
+    earlier read is the client's. (Chunks of one read are fed as one run, and a stage that
+    raises on the run loses all of it: see the next test.)
+    """
     s = await stack(EXPLODING)
-    texts, chunks = await stream_text(
-        s.proxy_url, extra_body={"sim": {"chunks": ["short ", "and then much longer text"]}}
-    )
+    sim = {"chunks": ["short ", "and then much longer text"], "inter_token_delay_ms": 50}
+    texts, chunks = await stream_text(s.proxy_url, extra_body={"sim": sim})
     assert {0: "short "} == texts
+    assert "content_filter" == chunks[-1].choices[0].finish_reason
+
+
+async def test_stage_exception_on_a_run_fails_closed(stack: StackFactory) -> None:
+    """Chunks that arrive in one read are one run: a stage raising on it loses the whole
+    run, the chunks before the failing text included: fail closed, nothing unfiltered."""
+    s = await stack(EXPLODING)
+    sim = {"chunks": ["short ", "and then much longer text"]}
+    texts, chunks = await stream_text(s.proxy_url, extra_body={"sim": sim})
+    assert set(texts.values()) <= {"", "short "}  # the read boundary decides which
+    assert "much" not in "".join(texts.values())
     assert "content_filter" == chunks[-1].choices[0].finish_reason
 
 

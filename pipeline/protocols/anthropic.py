@@ -46,7 +46,12 @@ import json
 from typing import Any, ClassVar
 
 from pipeline import jsonfast
-from pipeline.protocols.base import BodyCodec, StreamCodec, parse_object, reencode
+from pipeline.protocols.base import (
+    BodyCodec,
+    Lone,
+    StreamCodec,
+    reencode,
+)
 from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
@@ -55,6 +60,8 @@ PROTOCOL = "anthropic-messages"
 BLOCKED_EXPLANATION = "The response was stopped by a content filter."
 # Delta types that carry generated text → the field holding it.
 _TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
+_NESTED = {"content_block_delta": "delta", "content_block_start": "content_block"}
+"""Content events: the key holding their block's part (``type`` and ``index`` beside it)."""
 _ROUND_TRIPPED = {"thinking": "thinking", "compaction": "content"}
 """Block type → its text field the client sends back to the provider verbatim next turn
 (thinking is verified against its signature, compaction travels with its encrypted form):
@@ -121,15 +128,50 @@ class AnthropicStream(StreamCodec):
         self._walked = False
         """The walker changed a field of the current event: it must be re-serialised."""
 
+    def lone(self, event: Event) -> Lone | None:
+        """A ``text_delta`` of a started block, with nothing else in the event."""
+        payload = None if event.event == "error" else self._peek(event)
+        if payload is None:
+            return None
+        delta = payload.get("delta")
+        if payload.get("type") == "content_block_delta" and len(payload) == 3:
+            index = payload.get("index")
+            block = self._blocks.get(index) if isinstance(index, int) else None
+            if (
+                isinstance(index, int)
+                and block is not None
+                and type(delta) is dict
+                and len(delta) == 2
+                and delta.get("type") == "text_delta"
+                and block.delta_type in ("", "text_delta")
+            ):
+                piece = delta.get("text")
+                if type(piece) is str and piece:
+                    channel = self._channel(index, block, "text_delta")
+                    return Lone(channel, piece, event, (payload, delta))
+        return None
+
+    def lone_out(self, lone: Lone, text: str) -> bytes:
+        """What :meth:`_on_delta` writes for a lone delta whose text released ``text``."""
+        payload, delta = lone.payload
+        self._deltas += 1
+        if text == lone.text:
+            return reencode(lone.event, lone.event.data)
+        if not text:
+            return b""
+        delta["text"] = text
+        return reencode(lone.event, _dumps(payload))
+
     async def on_event(self, event: Event) -> bytes:
-        payload = self._payload = parse_object(event)
+        payload = self._parsed(event)
+        self._payload = payload
         kind = payload.get("type")
         if kind == "error" or event.event == "error":
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return reencode(event, event.data)
         self._walked = await self._walk(kind, payload)
         if self.blocked is not None:
-            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
+            return self.end_blocked()  # an unknown field blocked: nothing of it goes out
         if kind == "content_block_delta":
             return await self._on_delta(event, payload)
         if kind == "content_block_start":
@@ -164,6 +206,15 @@ class AnthropicStream(StreamCodec):
         """
         index = payload.get("index")
         where = f"block{index}" if isinstance(index, int) else str(kind)
+        around = False
+        nested = _NESTED.get(str(kind))
+        if nested is not None and len(payload) > 3:
+            # Fields beside the delta or opening block (none today) are filtered too.
+            around = await self._walker.walk(where, payload, frozenset({(id(payload), nested)}))
+        return await self._walk_block(kind, payload, where) or around
+
+    async def _walk_block(self, kind: object, payload: dict[str, Any], where: str) -> bool:
+        """The delta or opening block of a content event; anything else whole."""
         if kind == "content_block_delta":
             delta = payload.get("delta")
             if not isinstance(delta, dict):
@@ -196,7 +247,7 @@ class AnthropicStream(StreamCodec):
         if self._stopped:
             await self._walker.close()
             if self.blocked is not None:
-                return self._end_blocked()
+                return self.end_blocked()
             self.driver.completed = True
         return b""
 
@@ -235,7 +286,7 @@ class AnthropicStream(StreamCodec):
         release = await self.driver.filter(self._channel(index, block, "text_delta"), text)
         opening["text"] = release.text
         out = reencode(event, _dumps(payload))
-        return out + self._end_blocked() if self.blocked else out
+        return out + self.end_blocked() if self.blocked else out
 
     async def _on_delta(self, event: Event, payload: dict[str, Any]) -> bytes:
         index = payload.get("index")
@@ -258,7 +309,7 @@ class AnthropicStream(StreamCodec):
         elif release.text:
             delta[field] = release.text
             out = reencode(event, _dumps(payload))
-        return out + self._end_blocked() if self.blocked else out
+        return out + self.end_blocked() if self.blocked else out
 
     async def _on_stop(self, event: Event, payload: dict[str, Any]) -> bytes:
         index = payload.get("index")
@@ -267,7 +318,7 @@ class AnthropicStream(StreamCodec):
         block = self._blocks[index]
         out = await self._flush(index, block, ChannelEnd.COMPLETE)
         if self.blocked:
-            return out + self._end_blocked()
+            return out + self.end_blocked()
         block.closed = True
         return out + self._pass(event)
 
@@ -289,10 +340,10 @@ class AnthropicStream(StreamCodec):
         for index, block in self._blocks.items():
             out.append(await self._flush(index, block, end))
             if self.blocked:
-                return b"".join(out) + self._end_blocked()
+                return b"".join(out) + self.end_blocked()
         return b"".join(out)
 
-    def _end_blocked(self) -> bytes:
+    def end_blocked(self) -> bytes:
         self.driver.done = True
         out = [
             _event({"type": "content_block_stop", "index": index})

@@ -13,11 +13,11 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from pipeline import jsonfast
-from pipeline.driver import Driver, StreamDriver, UpstreamEventError
+from pipeline.driver import Driver, Lone, StreamDriver, UpstreamEventError
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Event, encode, encode_data
 
-__all__ = ["BodyCodec", "StreamCodec", "UpstreamEventError", "parse_object", "reencode"]
+__all__ = ["BodyCodec", "Lone", "StreamCodec", "UpstreamEventError", "parse_object", "reencode"]
 
 
 def reencode(event: Event, data: str) -> bytes:
@@ -59,6 +59,8 @@ class StreamCodec(ABC):
     def __init__(self, driver: StreamDriver) -> None:
         self.driver = driver
         self.request: RequestInfo = driver.request
+        self._peeked: tuple[Event, dict[str, Any]] | None = None
+        """The last event :meth:`_peek` parsed, so it is parsed once, lone or not."""
 
     @property
     def blocked(self) -> str | None:
@@ -72,6 +74,44 @@ class StreamCodec(ABC):
     @abstractmethod
     def error(self, message: str, code: str) -> bytes:
         """A protocol-shaped error event that ends the stream; held text is discarded."""
+
+    def lone(self, event: Event) -> Lone | None:
+        """``event`` as a :class:`Lone` when its only text is one piece on one channel and
+        the stream is not blocked; None sends it through :meth:`on_event`.
+
+        A codec that answers must make :meth:`lone_out` write exactly what ``on_event``
+        would for the event given the released text. Finding a lone event must not change
+        the codec's state (the driver looks ahead while building a run).
+        """
+        return None
+
+    def _peek(self, event: Event) -> dict[str, Any] | None:
+        """``event``'s JSON object for :meth:`lone`, or None: the stream is blocked, or the
+        data is no JSON object (``on_event`` raises that, in its turn)."""
+        if self.driver.blocked is not None:
+            return None
+        peeked = self._peeked
+        if peeked is not None and peeked[0] is event:
+            return peeked[1]
+        try:
+            payload = parse_object(event)
+        except UpstreamEventError:
+            return None
+        self._peeked = (event, payload)
+        return payload
+
+    def _parsed(self, event: Event) -> dict[str, Any]:
+        """``event``'s JSON object for ``on_event``: the one :meth:`_peek` parsed, if any."""
+        peeked, self._peeked = self._peeked, None
+        return peeked[1] if peeked is not None and peeked[0] is event else parse_object(event)
+
+    def lone_out(self, lone: Lone, text: str) -> bytes:
+        """Client bytes for a lone event whose piece released ``text`` (block not written)."""
+        raise NotImplementedError(f"{type(self).__name__} finds no lone events")
+
+    def end_blocked(self) -> bytes:
+        """The protocol's end of a blocked stream, after a run whose chain blocked."""
+        raise NotImplementedError(f"{type(self).__name__} finds no lone events")
 
     async def closed(self) -> bytes:
         """The upstream closed the body before the stream was done: the protocol's last

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pipeline import jsonfast
 from pipeline.driver import Driver
-from pipeline.protocols.base import StreamCodec, parse_object, reencode
+from pipeline.protocols.base import Lone, StreamCodec, reencode
 from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind
@@ -129,6 +129,41 @@ class OpenAIChatStream(StreamCodec):
         self._walked = False
         """The walker changed a field of the current chunk: it must be re-serialised."""
 
+    def lone(self, event: Event) -> Lone | None:
+        """A chunk of one choice whose delta is one text field, nothing else to look at."""
+        chunk = None if event.data == "[DONE]" else self._peek(event)
+        if chunk is None:
+            return None
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1 and chunk.keys() <= _ENVELOPE:
+            choice = choices[0]
+            delta = choice.get("delta") if type(choice) is dict else None
+            if (
+                type(delta) is dict
+                and len(delta) == 1
+                and choice.get("finish_reason") is None
+                and choice.get("logprobs") is None
+                and choice.keys() <= self.choice_keys
+            ):
+                ((field, piece),) = delta.items()
+                if type(piece) is str and piece and field in self.text_fields:
+                    index = choice.get("index", 0)
+                    channel = self._choices.channel(index, field)
+                    return Lone(channel, piece, event, (chunk, index, delta, field))
+        return None
+
+    def lone_out(self, lone: Lone, text: str) -> bytes:
+        """What :meth:`_rewrite_one` writes for a lone chunk whose text released ``text``."""
+        chunk, index, delta, field = lone.payload
+        self._choices.note(index)
+        self._last = chunk
+        if text == lone.text:
+            return reencode(lone.event, lone.event.data)
+        if not text:
+            return b""  # everything in it is held: an empty chunk would only add noise
+        delta[field] = text
+        return reencode(lone.event, _dumps(chunk))
+
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
             await self._walker.close()
@@ -137,14 +172,14 @@ class OpenAIChatStream(StreamCodec):
                 return flushed
             self.driver.completed = self.driver.done = True
             return flushed + reencode(event, "[DONE]")
-        chunk = parse_object(event)
+        chunk = self._parsed(event)
         if "error" in chunk:
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
             return reencode(event, event.data)
         choices = chunk.get("choices")
         self._walked = await self._walk(chunk, choices)
         if self.blocked is not None:
-            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
+            return self.end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(choices, list) or not choices:
             return self._emit(event, chunk, False, False)  # the usage chunk, or a keep-alive
         self._last = chunk
@@ -164,7 +199,7 @@ class OpenAIChatStream(StreamCodec):
         if seen and all(index in self._choices.finished for index in seen):
             await self._walker.close()
             if self.blocked is not None:
-                return self._end_blocked()
+                return self.end_blocked()
             self.driver.completed = True
         return b""
 
@@ -224,7 +259,7 @@ class OpenAIChatStream(StreamCodec):
         if changed:
             choice["logprobs"] = None
         out = self._emit(event, chunk, changed, changed and self._is_empty(choice))
-        return out + self._end_blocked() if self.blocked is not None else out
+        return out + self.end_blocked() if self.blocked is not None else out
 
     async def _rewrite(self, event: Event, chunk: dict[str, Any], choices: list[Any]) -> bytes:
         """Filter one chunk's choices; the chunk, then any flushed text, then moved finishes.
@@ -271,7 +306,7 @@ class OpenAIChatStream(StreamCodec):
         out = self._emit(event, chunk, changed, emptied)
         out += b"".join(encode_data(_dumps(self._chunk(c))) for c in (*flushes, *finishes))
         if self.blocked is not None:
-            out += self._end_blocked()
+            out += self.end_blocked()
         return out
 
     def _is_empty_choice(self, choice: object) -> bool:
@@ -373,7 +408,7 @@ class OpenAIChatStream(StreamCodec):
             if flush:
                 out.append(encode_data(_dumps(self._chunk(self._choice(index, flush)))))
             if self.blocked is not None:
-                return b"".join(out) + self._end_blocked()
+                return b"".join(out) + self.end_blocked()
             self._choices.finished.add(index)
         return b"".join(out)
 
@@ -399,7 +434,7 @@ class OpenAIChatStream(StreamCodec):
             chunk["usage"] = usage
         return chunk
 
-    def _end_blocked(self) -> bytes:
+    def end_blocked(self) -> bytes:
         self.driver.done = True
         out = [
             encode_data(_dumps(self._chunk(self._choice(i, {}, "content_filter"))))

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipeline.protocols.base import StreamCodec, parse_object, reencode
+from pipeline.protocols.base import Lone, StreamCodec, reencode
 from pipeline.protocols.responses_shapes import (
     ARGUMENTS,
     DELTA_KINDS,
@@ -96,8 +96,49 @@ class ResponsesStream(StreamCodec):
         self._walked = False
         """The walker changed a field of the current event: it must be re-serialised."""
 
+    def lone(self, event: Event) -> Lone | None:
+        """A text, refusal or arguments delta of a part already fed, nothing else in it."""
+        payload = self._peek(event)
+        if payload is None:
+            return None
+        name = payload.get("type")
+        kind = DELTA_KINDS.get(name) if type(name) is str else None
+        if kind is not None and payload.keys() <= PLAIN_DELTA and not payload.get("logprobs"):
+            piece = payload.get("delta")
+            output = payload.get("output_index")
+            content = ARGUMENTS if kind == "arguments" else payload.get("content_index", 0)
+            part = (
+                self._parts.get((output, content))
+                if type(output) is int and type(content) is int
+                else None
+            )
+            if (
+                type(piece) is str
+                and piece
+                and part is not None
+                and part.kind == kind
+                and part.channel is not None
+                and not part.finished
+            ):
+                return Lone(part.channel, piece, event, (payload, part))
+        return None
+
+    def lone_out(self, lone: Lone, text: str) -> bytes:
+        """What :meth:`_on_delta` writes for a lone delta whose text released ``text``."""
+        payload, part = lone.payload
+        part.fed += len(lone.text)
+        part.released.append(text)
+        changed = text != lone.text
+        if changed or self.driver.held(lone.channel):
+            part.altered = True
+        if not text:
+            return b""  # a delta wholly held is dropped
+        payload["delta"] = text
+        self._walked = False  # a lone delta has nothing for the walker
+        return self._emit(lone.event, payload, changed)
+
     async def on_event(self, event: Event) -> bytes:
-        payload = parse_object(event)
+        payload = self._parsed(event)
         kind = payload.get("type")
         if kind == "error":
             self.driver.done = True  # the upstream's own error ends the stream; held text dropped
@@ -106,7 +147,7 @@ class ResponsesStream(StreamCodec):
             await self._walker.close()
         self._walked = await self._walk(str(kind), payload)
         if self.blocked is not None:
-            return self._end_blocked()  # an unknown field blocked: nothing of it goes out
+            return self.end_blocked()  # an unknown field blocked: nothing of it goes out
         if not isinstance(kind, str):
             return self._emit(event, payload, False)
         if kind in DELTA_KINDS:
@@ -264,7 +305,7 @@ class ResponsesStream(StreamCodec):
         if release.text or not changed:  # a delta wholly held is dropped
             payload["delta"] = release.text
             out = self._emit(event, payload, changed)
-        return out + self._end_blocked() if self.blocked else out
+        return out + self.end_blocked() if self.blocked else out
 
     async def _on_part_added(self, event: Event, payload: dict[str, Any]) -> bytes:
         output = payload.get("output_index")
@@ -280,7 +321,7 @@ class ResponsesStream(StreamCodec):
             return self._emit(event, payload, False)
         part = self._part((output, content), kind, payload.get("item_id"))
         out = self._emit(event, payload, await self._open(part, holder))
-        return out + self._end_blocked() if self.blocked else out
+        return out + self.end_blocked() if self.blocked else out
 
     async def _on_part_done(self, event: Event, payload: dict[str, Any], kind: str) -> bytes:
         """A text ``.done`` event or ``response.content_part.done``: finish, then rewrite."""
@@ -295,7 +336,7 @@ class ResponsesStream(StreamCodec):
         part = self._part((output, content), channel_kind, payload.get("item_id"))
         out = await self._finish(part, ChannelEnd.COMPLETE, holder.get(channel_kind))
         if self.blocked:
-            return out + self._end_blocked()
+            return out + self.end_blocked()
         part.text_done = True
         part.part_done = part.part_done or holder is not payload
         return out + self._emit(event, payload, self._rewrite(holder, part))
@@ -320,7 +361,7 @@ class ResponsesStream(StreamCodec):
                 changed = True
                 break
         out = self._emit(event, payload, changed)
-        return out + self._end_blocked() if self.blocked else out
+        return out + self.end_blocked() if self.blocked else out
 
     async def _on_item_done(self, event: Event, payload: dict[str, Any]) -> bytes:
         output = payload.get("output_index")
@@ -329,7 +370,7 @@ class ResponsesStream(StreamCodec):
             return self._emit(event, payload, False)
         out, changed = await self._close_item(output, item)
         if self.blocked:
-            return out + self._end_blocked()
+            return out + self.end_blocked()
         record = self._items.setdefault(output, Item(item))
         record.data, record.closed = item, True
         return out + self._emit(event, payload, changed)
@@ -361,13 +402,13 @@ class ResponsesStream(StreamCodec):
             out.append(flushed)
             changed = changed or item_changed
             if self.blocked:
-                return b"".join(out) + self._end_blocked()
+                return b"".join(out) + self.end_blocked()
         self.driver.completed = self.driver.done = True
         return b"".join(out) + self._emit(event, payload, changed)
 
     # --- blocking and errors ----------------------------------------------------------------
 
-    def _end_blocked(self) -> bytes:
+    def end_blocked(self) -> bytes:
         self.driver.done = True
         out = [self._close_events(output, item) for output, item in sorted(self._items.items())]
         response = {
