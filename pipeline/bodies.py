@@ -34,13 +34,17 @@ async def read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_reply(raw: bytes) -> dict[str, Any]:
-    """A decoded reply body as a JSON object."""
+def parse_reply(raw: bytes, *, any_value: bool = False) -> Any:
+    """A decoded reply body as a JSON object, or as any JSON value when ``any_value``.
+
+    A known protocol's reply is an object (its codec reads its fields); the generic codec
+    walks whatever JSON it gets, so a top-level array or string is filtered, not refused.
+    """
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BadReplyError(f"not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(body, dict):
+    if not any_value and not isinstance(body, dict):
         raise BadReplyError("a JSON value that is not an object")
     return body
 

@@ -14,6 +14,15 @@ event): each string is one complete text, fed and finished at once.
 
 Token lists (``logprobs``, ``top_logprobs``) inside such fields repeat raw text and are
 emptied rather than filtered token by token.
+
+URLs are text. ``url``, ``results_url``, ``*_url`` and the like are filtered like any prose,
+not kept as structure: a URL carries whatever its path and query say (``?email=...``, a
+signed link naming a customer, a search for someone's name), and deny by default means a
+field is passed raw only when it cannot carry such text. The cost is that a URL a stage
+matches inside is changed (redact reads ``127.0.0.1`` in a host as an IPv4 address), and a
+changed link no longer works; a route that must keep links intact configures its stages
+(an ``allow`` list, a narrower detector set) rather than the walker skipping them. Only keys
+are never filtered: they are the JSON's structure, not its text.
 """
 
 from __future__ import annotations
@@ -98,6 +107,10 @@ class Walker:
         read like the codecs' own (``choice0.delta.audio.transcript``).
         """
         return await self._walk(where, value, skip, streaming)
+
+    async def string(self, where: str, text: str) -> str:
+        """One bare string (a JSON body that is only a string), filtered whole."""
+        return await self._filter(where, text, False) if text else text
 
     async def _walk(self, path: str, value: Any, skip: Skip, streaming: bool) -> bool:
         changed = False
