@@ -49,6 +49,21 @@ def parse_reply(raw: bytes, *, any_value: bool = False) -> Any:
     return body
 
 
+BLOCKED_STATUS = 400
+"""The status of a generic reply a stage blocked when the upstream's was not an error.
+
+A generic body has no refusal slot (a known codec answers 200 with its protocol's refusal
+instead), so the error object replaces it; under a 200 an SDK would read that object as the
+resource it asked for (a ``MessageBatch`` with every field missing) and raise nothing. 400
+with code ``content_filter`` is how Azure OpenAI reports its own content filter, and no SDK
+retries it (a block would only come back). An upstream error status is kept."""
+
+
+def blocked_status(upstream: int) -> int:
+    """The status a blocked generic reply goes out with (see :data:`BLOCKED_STATUS`)."""
+    return upstream if upstream >= 400 else BLOCKED_STATUS
+
+
 def bodiless(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
     """A reply that has no body to filter (HEAD, 204, 304, ``Content-Length: 0``)."""
     return (

@@ -20,7 +20,14 @@ import structlog
 from aiohttp import web
 
 from pipeline import auth
-from pipeline.bodies import BadReplyError, bodiless, body_headers, parse_reply, read_reply
+from pipeline.bodies import (
+    BadReplyError,
+    blocked_status,
+    bodiless,
+    body_headers,
+    parse_reply,
+    read_reply,
+)
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
 from pipeline.decoding import BodyKind, UnsupportedEncodingError, body_kind, check_encoding, decoded
 from pipeline.driver import Driver, StreamDriver
@@ -391,13 +398,16 @@ class ProxyHandler:
         stats.findings = [finding_record(f) for f in driver.findings]
         stats.unknown_fields = driver.unknown_fields
         headers = body_headers(upstream)
+        status = upstream.status
+        if protocol is Protocol.GENERIC_SSE and driver.blocked is not None:
+            status = blocked_status(status)
         if protocol is Protocol.GENERIC_SSE and filtered is body:
             # The generic codec returns the very body it was given only when no stage changed
             # it (a changed body is a new top-level container, though its walk edits in
             # place): the upstream's bytes go out as they came.
             headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
             return web.Response(body=raw, status=upstream.status, headers=headers)
-        return web.json_response(filtered, status=upstream.status, headers=headers)
+        return web.json_response(filtered, status=status, headers=headers)
 
     async def _text(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse
@@ -417,7 +427,8 @@ class ProxyHandler:
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
         if release.block:
-            return _error(exchange.errors, upstream.status, BLOCKED_MESSAGE, "content_filter")
+            status = blocked_status(upstream.status)
+            return _error(exchange.errors, status, BLOCKED_MESSAGE, "content_filter")
         headers = body_headers(upstream)
         headers["Content-Type"] = f"{upstream.content_type}; charset=utf-8"
         return web.Response(body=release.text.encode(), status=upstream.status, headers=headers)
