@@ -314,3 +314,15 @@ async def test_unblocked_batch_passes_and_blocked_stream_ends_anthropic_style() 
     assert ("msgbatch_1", "ended") == (batch.id, batch.processing_status)
     [error] = [e for e in SSEDecoder().feed(raw) if isinstance(e, Event)]
     assert ("error", ANTHROPIC_BLOCKED) == (error.event, json.loads(error.data))
+
+
+def test_keys_that_are_data_never_name_a_channel() -> None:
+    """A map keyed by data (an address, free text) is filtered as usual, but its keys
+    reach neither channel names (findings in the logs) nor the metric's labels."""
+    body = {"scores": {LEAK: "a secret", "plain_key": "secret too", "two words": "secret"}}
+    out, driver = walk(body, MASK)
+    assert {LEAK: "a [MASKED]", "plain_key": "[MASKED] too", "two words": "[MASKED]"} == (
+        out["scores"]
+    )
+    assert {"body.scores.*": 2, "body.scores.plain_key": 1} == driver.unknown_fields
+    assert not any(LEAK in key or " " in key for key in driver.response.chains)
