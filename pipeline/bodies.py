@@ -34,15 +34,34 @@ async def read_reply(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_reply(raw: bytes) -> dict[str, Any]:
-    """A decoded reply body as a JSON object."""
+def parse_reply(raw: bytes, *, any_value: bool = False) -> Any:
+    """A decoded reply body as a JSON object, or as any JSON value when ``any_value``.
+
+    A known protocol's reply is an object (its codec reads its fields); the generic codec
+    walks whatever JSON it gets, so a top-level array or string is filtered, not refused.
+    """
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BadReplyError(f"not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(body, dict):
+    if not any_value and not isinstance(body, dict):
         raise BadReplyError("a JSON value that is not an object")
     return body
+
+
+BLOCKED_STATUS = 400
+"""The status of a generic reply a stage blocked when the upstream's was not an error.
+
+A generic body has no refusal slot (a known codec answers 200 with its protocol's refusal
+instead), so the error object replaces it; under a 200 an SDK would read that object as the
+resource it asked for (a ``MessageBatch`` with every field missing) and raise nothing. 400
+with code ``content_filter`` is how Azure OpenAI reports its own content filter, and no SDK
+retries it (a block would only come back). An upstream error status is kept."""
+
+
+def blocked_status(upstream: int) -> int:
+    """The status a blocked generic reply goes out with (see :data:`BLOCKED_STATUS`)."""
+    return upstream if upstream >= 400 else BLOCKED_STATUS
 
 
 def bodiless(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:

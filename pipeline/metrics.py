@@ -105,8 +105,8 @@ class Metrics:
         )
         self.unknown_fields = Counter(
             "streamsieve_unknown_fields",
-            "Strings in known protocols that no codec slot knew (a field a provider added), "
-            "filtered as channels of their own, by protocol and field.",
+            "Strings no codec slot knew (a field a provider added; every string of a "
+            "generic reply), filtered as channels of their own, by protocol and field.",
             ["route", "protocol", "field"],
             registry=r,
         )

@@ -10,6 +10,7 @@ The upstream comes from config only; nothing in a request can redirect it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,14 @@ import structlog
 from aiohttp import web
 
 from pipeline import auth
-from pipeline.bodies import BadReplyError, bodiless, body_headers, parse_reply, read_reply
+from pipeline.bodies import (
+    BadReplyError,
+    blocked_status,
+    bodiless,
+    body_headers,
+    parse_reply,
+    read_reply,
+)
 from pipeline.config import Protocol, RouteConfig, UpstreamConfig
 from pipeline.decoding import BodyKind, UnsupportedEncodingError, body_kind, check_encoding, decoded
 from pipeline.driver import Driver, StreamDriver
@@ -33,7 +41,7 @@ from pipeline.forwarding import (
 )
 from pipeline.limits import BodyTimeoutError, BodyTooLargeError, read_body
 from pipeline.paths import PathError, glob_matches
-from pipeline.protocols import ADAPTERS, select
+from pipeline.protocols import ADAPTERS, error_protocol, error_shape, select
 from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody
 from pipeline.protocols.request import BadRequestError, RequestInfo
 from pipeline.shutdown import SHUTDOWN_CODE
@@ -61,12 +69,12 @@ def _error(protocol: Protocol, status: int, message: str, code: str) -> web.Resp
 
 
 def _protocol_by_path(snapshot: Snapshot, method: str, path: str) -> Protocol:
-    """The protocol of the first route whose path glob matches, for errors answered before
-    the body (and so the model a route may match on) is read."""
+    """The error protocol of the first route whose path glob matches, for errors answered
+    before the body (and so the model a route may match on) is read."""
     for route in snapshot.config.proxy.routes:
         if glob_matches(path, route.match.path):
-            return select(route.protocol, method, path)
-    return select(Protocol.AUTO, method, path)
+            return error_protocol(route.protocol, method, path)
+    return error_protocol(Protocol.AUTO, method, path)
 
 
 @dataclass(slots=True)
@@ -96,6 +104,15 @@ class Exchange:
         if route is None or self.protocol not in ADAPTERS or self.path in route.passthrough_paths:
             return False
         return bool(route.stages) or self.protocol is not Protocol.GENERIC_SSE
+
+    @property
+    def errors(self) -> Protocol:
+        """The protocol whose error shape the proxy's own errors take (see
+        :func:`~pipeline.protocols.error_protocol`): Anthropic's on an Anthropic route's
+        generic paths, so the ``anthropic`` SDK reads them."""
+        if self.route is None:
+            return self.protocol
+        return error_protocol(self.route.protocol, self.request.method, self.path)
 
     def filter(self) -> ResponseFilter:
         assert self.route is not None
@@ -179,16 +196,20 @@ class ProxyHandler:
             return await self._admitted(exchange)
         stats.route = route.name
         protocol = select(route.protocol, request.method, path)
+        errors = error_protocol(route.protocol, request.method, path)
         if protocol is Protocol.GENERIC_SSE:
             bad = None  # only a known endpoint's body must be a request of its protocol
         if bad is not None and protocol is not Protocol.PASSTHROUGH:
             stats.status = 400
-            return _error(protocol, 400, bad, "invalid_request_error")
+            return _error(errors, 400, bad, "invalid_request_error")
         keys = snapshot.auth.get(route.name)
         if keys is not None and not keys.allows(request.headers.get(auth.HEADER)):
             stats.status = 401
             message = f"missing or unknown {auth.HEADER} header"
-            return _error(protocol, 401, message, "authentication_error")
+            return _error(errors, 401, message, "authentication_error")
+        shape = error_shape(errors)
+        if shape is not None:  # the generic codecs write blocks and errors in this shape
+            info = dataclasses.replace(info, error_shape=shape)
         exchange = Exchange(
             request, path, body, info, snapshot, stats, route.upstream, protocol, route
         )
@@ -205,7 +226,7 @@ class ProxyHandler:
                 if admission.draining
                 else f"the proxy is at its limit of {limits.max_concurrent_streams} requests"
             )
-            refusal = _error(exchange.protocol, 503, f"{reason}; retry shortly", "overloaded_error")
+            refusal = _error(exchange.errors, 503, f"{reason}; retry shortly", "overloaded_error")
             refusal.headers["Retry-After"] = str(limits.retry_after_s)
             return refusal
         try:
@@ -220,7 +241,7 @@ class ProxyHandler:
             url = upstream_url(upstream, exchange.path, exchange.request.rel_url.raw_query_string)
         except ForbiddenTargetError as exc:
             stats.status = 400
-            return _error(protocol, 400, str(exc), "invalid_request_error")
+            return _error(exchange.errors, 400, str(exc), "invalid_request_error")
         timeout = aiohttp.ClientTimeout(
             total=upstream.total_timeout_s,
             sock_connect=upstream.connect_timeout_s,
@@ -245,10 +266,10 @@ class ProxyHandler:
                 stats.status, stats.error = 504, f"upstream sent no headers in time: {name}"
                 stats.error_code = "upstream_timeout"
                 message = f"upstream sent no reply in time ({name})"
-                return _error(protocol, 504, message, "upstream_error")
+                return _error(exchange.errors, 504, message, "upstream_error")
             stats.status, stats.error = 502, f"upstream unreachable: {name}"
             stats.error_code = "upstream_unreachable"
-            return _error(protocol, 502, f"upstream unreachable ({name})", "upstream_error")
+            return _error(exchange.errors, 502, f"upstream unreachable ({name})", "upstream_error")
         stats.upstream_ready = time.perf_counter()
         async with upstream_response:
             stats.status = upstream_response.status
@@ -280,7 +301,7 @@ class ProxyHandler:
         """Fail closed: a reply the route should filter but cannot read never passes."""
         stats = exchange.stats
         stats.status, stats.error_code, stats.error = 502, "upstream_bad_body", why
-        return _error(exchange.protocol, 502, why, "upstream_error")
+        return _error(exchange.errors, 502, why, "upstream_error")
 
     async def _stream(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse, driver: StreamDriver
@@ -367,24 +388,26 @@ class ProxyHandler:
         if not raw:
             return web.Response(status=upstream.status, headers=body_headers(upstream))
         try:
-            body = parse_reply(raw)
+            body = parse_reply(raw, any_value=protocol is Protocol.GENERIC_SSE)
         except BadReplyError as exc:
             stats.status, stats.error, stats.error_code = 502, str(exc), "upstream_bad_body"
-            return _error(
-                exchange.protocol, 502, f"upstream reply unusable: {exc}", "upstream_error"
-            )
+            return _error(exchange.errors, 502, f"upstream reply unusable: {exc}", "upstream_error")
         driver = Driver(exchange.filter(), exchange.info)
         filtered = await ADAPTERS[protocol].body(driver).filter(body)
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
         stats.unknown_fields = driver.unknown_fields
         headers = body_headers(upstream)
+        status = upstream.status
+        if protocol is Protocol.GENERIC_SSE and driver.blocked is not None:
+            status = blocked_status(status)
         if protocol is Protocol.GENERIC_SSE and filtered is body:
             # The generic codec returns the very body it was given only when no stage changed
-            # it (it never edits in place): the upstream's bytes go out as they came.
+            # it (a changed body is a new top-level container, though its walk edits in
+            # place): the upstream's bytes go out as they came.
             headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
             return web.Response(body=raw, status=upstream.status, headers=headers)
-        return web.json_response(filtered, status=upstream.status, headers=headers)
+        return web.json_response(filtered, status=status, headers=headers)
 
     async def _text(
         self, exchange: Exchange, upstream: aiohttp.ClientResponse
@@ -398,15 +421,14 @@ class ProxyHandler:
             text = raw.decode(upstream.charset or "utf-8")
         except (LookupError, UnicodeDecodeError) as exc:
             stats.status, stats.error, stats.error_code = 502, repr(exc)[:200], "upstream_bad_body"
-            return _error(
-                exchange.protocol, 502, "upstream text reply unreadable", "upstream_error"
-            )
+            return _error(exchange.errors, 502, "upstream text reply unreadable", "upstream_error")
         driver = Driver(exchange.filter(), exchange.info, GenericBody.protocol)
         release = await driver.whole(driver.channel("body.text"), text, ChannelEnd.COMPLETE)
         stats.blocked = driver.blocked
         stats.findings = [finding_record(f) for f in driver.findings]
         if release.block:
-            return _error(Protocol.GENERIC_SSE, upstream.status, BLOCKED_MESSAGE, "content_filter")
+            status = blocked_status(upstream.status)
+            return _error(exchange.errors, status, BLOCKED_MESSAGE, "content_filter")
         headers = body_headers(upstream)
         headers["Content-Type"] = f"{upstream.content_type}; charset=utf-8"
         return web.Response(body=release.text.encode(), status=upstream.status, headers=headers)
@@ -425,7 +447,7 @@ class ProxyHandler:
             stats.status, stats.error, stats.error_code = 502, what, "upstream_bad_body"
             log.warning("upstream_reply_unusable", path=exchange.path, reason=what)
             return _error(
-                exchange.protocol, 502, f"upstream reply unusable: {what}", "upstream_error"
+                exchange.errors, 502, f"upstream reply unusable: {what}", "upstream_error"
             )
         except TimeoutError:
             stats.status, stats.error, stats.error_code = (
@@ -433,9 +455,7 @@ class ProxyHandler:
                 "upstream went silent",
                 "upstream_timeout",
             )
-            return _error(
-                exchange.protocol, 504, "upstream went silent mid-reply", "upstream_error"
-            )
+            return _error(exchange.errors, 504, "upstream went silent mid-reply", "upstream_error")
         stats.upstream_ready = time.perf_counter()
         return raw
 

@@ -104,8 +104,8 @@ async def test_stored_batch_results_are_filtered() -> None:
             "ended_at": "2026-01-01T00:01:00Z",
             "archived_at": None,
             "cancel_initiated_at": None,
-            # localhost, not 127.0.0.1: the generic body codec filters every string, and
-            # redact takes the IP address in the URL for PII (generic bodies know no URL fields).
+            # localhost, not 127.0.0.1: URL fields are text (walker.py: a URL can carry PII
+            # in its path or query), and redact takes the IP address in the host for PII.
             "results_url": f"{urls['proxy']}/v1/messages/batches/msgbatch_1/results",
         }
         return web.json_response(batch)

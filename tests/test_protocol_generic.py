@@ -167,14 +167,28 @@ def replace(word: str, replacement: str) -> str:
     return NO_STAGES + f"    stages:\n      - {stage}\n"
 
 
-def test_body_is_filtered_as_one_json_document() -> None:
-    """Every string of a JSON body goes through the stages, on the JSON ``body`` channel."""
-    body = {"choices": [{"message": {"content": "a secret b"}}], "note": "secreté"}
+def test_body_strings_are_walked_each_on_its_own_channel() -> None:
+    """Every string value of a JSON body goes through the stages, each on a text channel of
+    its own named after its place; keys are structure and never filtered.
+
+    Adapted: the body used to be serialised and filtered as one JSON document on a single
+    ``body`` channel, so stages saw ids, URLs, base64 payloads and keys (redact turned the
+    ``127.0.0.1`` of a batch's ``results_url`` into ``[IPV4]``). Now the walker filters the
+    strings one by one, as known codecs do for fields they don't know.
+    """
+    body: dict[str, Any] = {"choices": [{"message": {"content": "a secret b"}}], "note": "secreté"}
+    body["secret"] = {"secret": "kept as a key"}
     out, adapter = filter_body(body, MASK)
-    assert {"choices": [{"message": {"content": "a [MASKED] b"}}], "note": "[MASKED]é"} == out
+    expected = {
+        "choices": [{"message": {"content": "a [MASKED] b"}}],
+        "note": "[MASKED]é",
+        "secret": {"secret": "kept as a key"},
+    }
+    assert expected == out
     assert adapter.blocked is None
-    channel = adapter.response.chains["body"].channel
-    assert ("json", "generic-sse") == (channel.kind.value, channel.protocol)
+    channels = {key.split("#")[0]: chain.channel for key, chain in adapter.response.chains.items()}
+    assert {"body.choices.0.message.content", "body.note", "body.secret.secret"} == set(channels)
+    assert {("text", "generic-sse")} == {(c.kind.value, c.protocol) for c in channels.values()}
 
 
 def test_body_without_a_match_is_returned_as_is() -> None:
@@ -195,16 +209,19 @@ def test_blocked_body_becomes_the_generic_error() -> None:
     assert "word 'secret'" == adapter.blocked
 
 
-@pytest.mark.parametrize(
-    ("word", "replacement"),
-    [('"b"', "b"), ('{"a": "b"}', "[1]")],
-    ids=["invalid-json", "not-an-object"],
-)
-def test_body_a_stage_breaks_fails_closed(word: str, replacement: str) -> None:
-    """A stage that turns the body into invalid JSON or a non-object blocks the response."""
-    out, adapter = filter_body({"a": "b"}, replace(word, replacement))
-    assert "content_filter" == out["error"]["type"]
-    assert "filtered body is not a JSON object" == adapter.blocked
+@pytest.mark.parametrize("replacement", ['"}{', "[1]", '\\"'])
+def test_a_stage_cannot_break_the_json(replacement: str) -> None:
+    """Whatever a stage writes, it replaces a string with a string: the body stays valid
+    JSON of the same shape, and the key beside it is left as it was.
+
+    Adapted: when the body was filtered as one JSON document, a stage could turn it into
+    invalid JSON or a non-object, which failed closed with a block. Each string is now
+    replaced as a string, so there is nothing left to break.
+    """
+    out, adapter = filter_body({"b": "a b c", "n": [1, "b"]}, replace("b", replacement))
+    assert {"b": f"a {replacement} c", "n": [1, replacement]} == out
+    assert out == json.loads(json.dumps(out))
+    assert adapter.blocked is None
 
 
 # --- through the proxy ---------------------------------------------------------------------

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from pipeline.config import Protocol
 from pipeline.paths import fold
-from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream
+from pipeline.protocols.anthropic import AnthropicBody, AnthropicStream, error_object
 from pipeline.protocols.base import BodyCodec, StreamCodec
 from pipeline.protocols.completions import CompletionsBody, CompletionsStream
 from pipeline.protocols.generic import GenericBody, GenericStream
 from pipeline.protocols.openai_chat import OpenAIChatStream
 from pipeline.protocols.openai_chat_body import OpenAIChatBody
+from pipeline.protocols.request import ErrorShape
 from pipeline.protocols.responses import ResponsesStream
 from pipeline.protocols.responses_body import ResponsesBody
 
@@ -61,3 +62,37 @@ def select(configured: Protocol, method: str, path: str) -> Protocol:
         if trimmed.endswith(suffix):
             return protocol
     return Protocol.GENERIC_SSE
+
+
+def _anthropic_path(path: str) -> bool:
+    """A path of Anthropic's API: ``…/v1/messages`` or under it (batches, count_tokens).
+
+    Matched as ``/v1/messages`` segments, not a bare ``messages`` one: OpenAI has
+    ``/v1/threads/{id}/messages`` and ``/v1/chat/completions/{id}/messages``.
+    """
+    trimmed = fold(path).rstrip("/")
+    return trimmed.endswith("/v1/messages") or "/v1/messages/" in trimmed
+
+
+def error_protocol(configured: Protocol, method: str, path: str) -> Protocol:
+    """The protocol whose error shape the client's SDK parses for this request.
+
+    The selected protocol, except that a generic reply of an Anthropic route (the route is
+    configured ``anthropic-messages``, or ``auto`` and the path is under ``/v1/messages``)
+    answers errors as Anthropic does: the client there is the ``anthropic`` SDK, which
+    reads ``{"type": "error", "error": {...}}``. A route configured with any other protocol
+    keeps its choice.
+    """
+    selected = select(configured, method, path)
+    if selected is not Protocol.GENERIC_SSE:
+        return selected
+    if configured is Protocol.ANTHROPIC_MESSAGES or (
+        configured is Protocol.AUTO and _anthropic_path(path)
+    ):
+        return Protocol.ANTHROPIC_MESSAGES
+    return selected
+
+
+def error_shape(protocol: Protocol) -> ErrorShape | None:
+    """What the generic codecs write errors as for a client of ``protocol`` (None: theirs)."""
+    return error_object if protocol is Protocol.ANTHROPIC_MESSAGES else None

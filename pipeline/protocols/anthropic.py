@@ -81,6 +81,16 @@ def _event(payload: dict[str, Any]) -> bytes:
     return encode_data(_dumps(payload), payload["type"])
 
 
+def error_object(message: str, kind: str, code: str) -> dict[str, Any]:
+    """Anthropic's error object, for errors the generic codecs write on an Anthropic route.
+
+    Its ``error.type`` is the code (``content_filter`` for a block), as in the proxy's own
+    Anthropic-shaped errors; ``kind`` is the generic codec's and has no place here.
+    """
+    del kind
+    return {"type": "error", "error": {"type": code, "message": message}}
+
+
 def _end_for(stop_reason: object) -> ChannelEnd:
     return ChannelEnd.TRUNCATED if stop_reason == "max_tokens" else ChannelEnd.COMPLETE
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+ErrorShape = Callable[[str, str, str], dict[str, Any]]
+"""``(message, kind, code)`` → the error object a client's SDK parses (``kind`` is
+``content_filter`` for a block, ``proxy_error`` otherwise)."""
 
 
 class BadRequestError(Exception):
@@ -24,6 +28,11 @@ class RequestInfo:
     content_schema: Mapping[str, Any] | None = None
     tool_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Tool name → JSON Schema of its arguments / input."""
+    error_shape: ErrorShape | None = None
+    """How the generic codecs write a block or an error when the client speaks a known
+    protocol's API on one of its other paths (``GET /v1/messages/batches/x`` on an
+    Anthropic route): set by the proxy from the route, so the generic codec never has to
+    know another protocol. ``None``: the generic shape."""
 
     @classmethod
     def parse(cls, body: bytes) -> RequestInfo:

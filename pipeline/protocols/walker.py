@@ -5,7 +5,8 @@ Everything else an event carries passes through :class:`Walker`, which filters e
 value except structural ones (ids, ``type``, ``model``, ``role``, finish and stop reasons,
 signatures, base64 payloads, see :func:`is_structural`), each on a channel of its own. A
 field a provider adds tomorrow is therefore filtered, never passed raw, and counted
-(``streamsieve_unknown_fields``) so operators see it and can teach a codec about it.
+(``streamsieve_unknown_fields``) so operators see it and can teach a codec about it. The
+generic codecs walk whole replies this way: on a generic reply every string is "unknown".
 
 Two modes. *Streaming* (the fields of a delta): the same path in successive events is one
 channel, so a match split across two events is still caught; what a stage still holds when
@@ -14,6 +15,15 @@ event): each string is one complete text, fed and finished at once.
 
 Token lists (``logprobs``, ``top_logprobs``) inside such fields repeat raw text and are
 emptied rather than filtered token by token.
+
+URLs are text. ``url``, ``results_url``, ``*_url`` and the like are filtered like any prose,
+not kept as structure: a URL carries whatever its path and query say (``?email=...``, a
+signed link naming a customer, a search for someone's name), and deny by default means a
+field is passed raw only when it cannot carry such text. The cost is that a URL a stage
+matches inside is changed (redact reads ``127.0.0.1`` in a host as an IPv4 address), and a
+changed link no longer works; a route that must keep links intact configures its stages
+(an ``allow`` list, a narrower detector set) rather than the walker skipping them. Only keys
+are never filtered: they are the JSON's structure, not its text.
 """
 
 from __future__ import annotations
@@ -99,6 +109,10 @@ class Walker:
         """
         return await self._walk(where, value, skip, streaming)
 
+    async def string(self, where: str, text: str) -> str:
+        """One bare string (a JSON body that is only a string), filtered whole."""
+        return await self._filter(where, text, False) if text else text
+
     async def _walk(self, path: str, value: Any, skip: Skip, streaming: bool) -> bool:
         changed = False
         if type(value) is dict:
@@ -109,7 +123,7 @@ class Walker:
                         continue
                     if skip and (id(value), key) in skip:
                         continue
-                    filtered = await self._filter(f"{path}.{key}", item, streaming)
+                    filtered = await self._filter(f"{path}.{_place(key)}", item, streaming)
                     if filtered != item:
                         value[key] = filtered
                         changed = True
@@ -120,7 +134,7 @@ class Walker:
                         if item:
                             value[key] = []
                             changed = True
-                    elif await self._walk(f"{path}.{key}", item, skip, streaming):
+                    elif await self._walk(f"{path}.{_place(key)}", item, skip, streaming):
                         changed = True
         elif type(value) is list:
             for position, item in enumerate(value):
@@ -158,6 +172,17 @@ class Walker:
             if self._driver.blocked is not None:
                 return
             await self._driver.finish(channel, ChannelEnd.COMPLETE)
+
+
+def _place(key: str) -> str:
+    """A key as a part of a channel's name: itself when it reads as a field name, else ``*``.
+
+    Channel names end up in findings (logs) and in the unknown-fields metric's labels. A
+    known protocol's keys are field names, but an arbitrary JSON body (the generic codec)
+    may key a map by data, an address or a customer's name: such a key would leak into the
+    logs and blow up the metric's cardinality, so it is named ``*`` instead.
+    """
+    return key if len(key) <= 64 and key.isidentifier() else "*"
 
 
 def _label(key: str) -> str:
