@@ -384,12 +384,14 @@ class Chain:
 class ResponseFilter:
     """The chains of one response, opened per channel on first use."""
 
-    __slots__ = ("chains", "plan", "scope")
+    __slots__ = ("_settled", "chains", "plan", "scope")
 
     def __init__(self, plan: RoutePlan) -> None:
         self.plan = plan
         self.chains: dict[str, Chain] = {}
         self.scope: dict[object, Any] = {}
+        self._settled: list[Finding] = []
+        """Findings of chains already closed (see :meth:`close`)."""
 
     def chain(self, channel: Channel) -> Chain:
         """The chain for ``channel``, opened the first time the channel carries text."""
@@ -399,9 +401,19 @@ class ResponseFilter:
             chain = self.chains[channel.key] = Chain(self.plan, scoped)
         return chain
 
+    def close(self, channel: Channel) -> None:
+        """Forget the chain of a channel that is over, keeping its findings.
+
+        A walked JSON stream opens a chain per string of every event; without this a
+        long one would keep thousands of finished chains (and their stages) to the end.
+        """
+        chain = self.chains.pop(channel.key, None)
+        if chain is not None:
+            self._settled.extend(chain.findings)
+
     @property
     def findings(self) -> list[Finding]:
-        return [f for chain in self.chains.values() for f in chain.findings]
+        return [*self._settled, *(f for chain in self.chains.values() for f in chain.findings)]
 
     @property
     def held(self) -> int:

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from pipeline.config import parse_config
 from pipeline.driver import Driver, StreamDriver
-from pipeline.engine import ResponseFilter, build_plans
+from pipeline.engine import Chain, ResponseFilter, RoutePlan, build_plans
 from pipeline.protocols.generic import BLOCKED_MESSAGE, GenericBody, GenericStream
 from pipeline.protocols.request import RequestInfo
 from pipeline.sse import Comment, Event, SSEDecoder, encode
+from pipeline.stage import Channel
 from pipeline.testing import chunkings
 from tests.conftest import StackFactory
 
@@ -151,10 +152,22 @@ def test_any_event_split_and_byte_split_give_the_same_text(data: st.DataObject, 
 # --- JSON bodies ---------------------------------------------------------------------------
 
 
+class RecordingFilter(ResponseFilter):
+    """A response's chains, and every channel a chain was asked for (closed ones too)."""
+
+    def __init__(self, plan: RoutePlan) -> None:
+        super().__init__(plan)
+        self.opened: dict[str, Channel] = {}
+
+    def chain(self, channel: Channel) -> Chain:
+        self.opened.setdefault(channel.key, channel)
+        return super().chain(channel)
+
+
 def filter_body(body: dict[str, Any], routes: str) -> tuple[dict[str, Any], Driver]:
     """What a client gets for this non-streamed JSON body, and the adapter that filtered it."""
     plan = build_plans(parse_config(routes))["r"]
-    adapter = Driver(ResponseFilter(plan), RequestInfo())
+    adapter = Driver(RecordingFilter(plan), RequestInfo())
     return asyncio.run(GenericBody(adapter).filter(body)), adapter
 
 
@@ -186,7 +199,8 @@ def test_body_strings_are_walked_each_on_its_own_channel() -> None:
     }
     assert expected == out
     assert adapter.blocked is None
-    channels = {key.split("#")[0]: chain.channel for key, chain in adapter.response.chains.items()}
+    assert isinstance(adapter.response, RecordingFilter)
+    channels = {key.split("#")[0]: c for key, c in adapter.response.opened.items()}
     assert {"body.choices.0.message.content", "body.note", "body.secret.secret"} == set(channels)
     assert {("text", "generic-sse")} == {(c.kind.value, c.protocol) for c in channels.values()}
 
@@ -245,3 +259,13 @@ async def test_generic_route_filters_an_event_stream_and_bodies(stack: StackFact
     assert "a [MASKED] b" in contents
     assert b"secret" not in raw
     assert "a [MASKED] b" == whole["choices"][0]["message"]["content"]
+
+
+def test_a_long_json_stream_keeps_no_chain_per_string() -> None:
+    """Each string of a walked JSON event is a whole text on a chain of its own; once it is
+    decided the chain is let go (its findings kept), so a long stream's memory stays flat."""
+    items = [Event(json.dumps({"token": f"word {n} secret"})) for n in range(300)]
+    out, driver = replay(items, MASK)
+    assert 300 == sum("[MASKED]" in item.data for item in out if isinstance(item, Event))
+    assert len(driver.response.chains) <= 2
+    assert 300 == len(driver.findings)

@@ -163,7 +163,9 @@ class Walker:
             return (await driver.filter(channel, text)).text
         self._wholes += 1
         channel = driver.channel(f"{key}#{self._wholes}")
-        return (await driver.whole(channel, text, ChannelEnd.COMPLETE)).text
+        release = await driver.whole(channel, text, ChannelEnd.COMPLETE)
+        driver.response.close(channel)  # one chain per string: keep its findings, not it
+        return release.text
 
     async def close(self) -> None:
         """End every streaming channel; held text is dropped (its place is unknown)."""
