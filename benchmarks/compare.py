@@ -2,15 +2,17 @@
 
 One command, one set of server processes, the same rounds for every target::
 
-    .venv/bin/python benchmarks/compare.py            # 3 rounds, about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/compare.py            # 3 rounds, about 5 minutes on 2 cores
     .venv/bin/python benchmarks/compare.py --quick    # smoke run, a few seconds
 
 Targets (each a process of its own, on uvloop where installed): ``direct`` (the simulator,
 no proxy), ``baseline`` (``baseline_proxy.py``: decode each SSE event, ``json.loads`` and
 ``json.dumps`` its data, encode it), and streamsieve with no stages, with ``profanity``, and
 with ``redact`` + ``profanity``. Loads: *saturated* (32 streams, no delays: CPU per token
-dominates; targets one at a time so each has the cores to itself) and *paced* (8 streams,
-10 ms per token, all targets at once so they share the same ambient noise).
+dominates; targets one at a time so each has the cores to itself), *paced* (8 streams,
+10 ms per token, all targets at once so they share the same ambient noise) and *isolated*
+(one stream at a time, 30 requests of 20 tokens at 10 ms, one target at a time: the
+latency the proxy itself adds, with nothing competing for the cores).
 
 Reported per load and target: proxy CPU µs per upstream token and its ratio to the
 baseline's (CPU summed over the rounds), TTFT p50 (median of the rounds' p50s) and what the
@@ -62,9 +64,25 @@ LOADS = {
     "paced": BenchSettings(
         concurrency=8, requests=1, tokens=200, first_token_ms=0.0, inter_token_ms=10.0
     ),
+    # One stream at a time, one target at a time: what the proxy adds to TTFT with no
+    # other stream or target competing for the two cores.
+    "isolated": BenchSettings(
+        concurrency=1,
+        requests=30,
+        tokens=20,
+        first_token_ms=0.0,
+        inter_token_ms=10.0,
+        sequential=True,
+        variants=VARIANTS,
+    ),
 }
 QUICK_LOADS = {
-    name: dataclasses.replace(settings, concurrency=4, tokens=60)
+    name: dataclasses.replace(
+        settings,
+        concurrency=min(4, settings.concurrency),
+        tokens=min(60, settings.tokens),
+        requests=min(5, settings.requests),
+    )
     for name, settings in LOADS.items()
 }
 
