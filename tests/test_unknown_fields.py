@@ -192,3 +192,31 @@ def test_anthropic_unknown_block_field_in_a_body_is_masked() -> None:
     text, _ = body(AnthropicBody, {"id": "m", "type": "message", "content": content})
     assert "secret thought" in text
     assert "a secret" not in text
+
+
+def test_anthropic_fields_beside_a_content_events_delta_are_masked() -> None:
+    """A content event's own part (delta, opening block) is the codec's; a string the
+    provider puts beside it, with or without an index, is filtered too."""
+    start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}
+    text, driver = stream(
+        AnthropicStream,
+        ("message_start", {"type": "message_start", "message": {"id": "m", "content": []}}),
+        ("content_block_start", start | {"note": "a secret start"}),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "hi"},
+                "hint": "a secret hint",
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "x"}, "more": "secret"},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    assert "secret" not in text
+    assert {"block.note", "block.hint", "content_block_delta.more"} <= set(driver.unknown_fields)

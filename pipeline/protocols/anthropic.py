@@ -60,8 +60,11 @@ PROTOCOL = "anthropic-messages"
 BLOCKED_EXPLANATION = "The response was stopped by a content filter."
 # Delta types that carry generated text → the field holding it.
 _TEXT_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
-_NESTED = {"content_block_delta": "delta", "content_block_start": "content_block"}
-"""Content events: the key holding their block's part (``type`` and ``index`` beside it)."""
+_NESTED = {
+    kind: (key, frozenset({"type", "index", key}))
+    for kind, key in (("content_block_delta", "delta"), ("content_block_start", "content_block"))
+}
+"""Content events: the key holding their block's part, and every key they usually have."""
 _ROUND_TRIPPED = {"thinking": "thinking", "compaction": "content"}
 """Block type → its text field the client sends back to the provider verbatim next turn
 (thinking is verified against its signature, compaction travels with its encrypted form):
@@ -218,9 +221,10 @@ class AnthropicStream(StreamCodec):
         where = f"block{index}" if isinstance(index, int) else str(kind)
         around = False
         nested = _NESTED.get(str(kind))
-        if nested is not None and len(payload) > 3:
+        if nested is not None and not payload.keys() <= nested[1]:
             # Fields beside the delta or opening block (none today) are filtered too.
-            around = await self._walker.walk(where, payload, frozenset({(id(payload), nested)}))
+            skip = frozenset({(id(payload), nested[0])})
+            around = await self._walker.walk(where, payload, skip)
         return await self._walk_block(kind, payload, where) or around
 
     async def _walk_block(self, kind: object, payload: dict[str, Any], where: str) -> bool:
