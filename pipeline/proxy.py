@@ -181,7 +181,8 @@ class ProxyHandler:
             unmatched = snapshot.config.proxy.unmatched
             if unmatched.action == "reject" or unmatched.upstream is None:
                 stats.status = 404
-                return _error(Protocol.AUTO, 404, f"no route for {path}", "not_found")
+                protocol = error_protocol(Protocol.AUTO, request.method, path)
+                return _error(protocol, 404, f"no route for {path}", "not_found")
             exchange = Exchange(
                 request,
                 path,

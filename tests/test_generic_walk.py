@@ -326,3 +326,34 @@ def test_keys_that_are_data_never_name_a_channel() -> None:
     )
     assert {"body.scores.*": 2, "body.scores.plain_key": 1} == driver.unknown_fields
     assert not any(LEAK in key or " " in key for key in driver.response.chains)
+
+
+ONLY_CHAT = """
+routes:
+  - name: chat
+    match: {{path: "/v1/chat/*"}}
+    upstream: {{url: "{upstream}"}}
+{extra}
+"""
+
+
+async def test_no_route_on_an_anthropic_path_is_an_anthropic_404() -> None:
+    """A request no route takes answers 404 in the shape its path's SDK reads: the
+    ``anthropic`` SDK raises ``NotFoundError`` with Anthropic's error object."""
+    async with redacting_proxy(ONLY_CHAT) as p:
+        sdk = anthropic.AsyncAnthropic(base_url=p.url, api_key="sk-ant-test", max_retries=0)
+        try:
+            with pytest.raises(anthropic.NotFoundError) as raised:
+                await sdk.messages.create(
+                    model="claude", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+                )
+        finally:
+            await sdk.close()
+        async with aiohttp.ClientSession() as http, http.get(f"{p.url}/v1/files") as openai_path:
+            assert "not_found" == (await openai_path.json())["error"]["code"]
+    assert 404 == raised.value.status_code
+    body = raised.value.body
+    assert isinstance(body, dict)
+    assert "error" == body["type"]
+    assert "not_found" == body["error"]["type"]
+    assert [] == p.upstream.seen
