@@ -84,8 +84,7 @@ def spread(pieces: Sequence[str], released: str) -> list[str]:
     same_end, room = 0, min(total, size) - agreed
     while same_end < room and joined[total - 1 - same_end] == released[size - 1 - same_end]:
         same_end += 1
-    cut = total - same_end
-    """``joined[agreed:cut]`` became ``released[agreed:size - same_end]``."""
+    cut = total - same_end  # joined[agreed:cut] became released[agreed:size - same_end]
     middle = released[agreed : size - same_end]
     out: list[str] = []
     start, placed, last = 0, False, len(pieces) - 1
