@@ -46,12 +46,7 @@ import json
 from typing import Any, ClassVar
 
 from pipeline import jsonfast
-from pipeline.protocols.base import (
-    BodyCodec,
-    Lone,
-    StreamCodec,
-    reencode,
-)
+from pipeline.protocols.base import BodyCodec, Lone, StreamCodec, reencode
 from pipeline.protocols.walker import Walker
 from pipeline.sse import Event, encode_data
 from pipeline.stage import Channel, ChannelEnd, ChannelKind, Release
@@ -168,12 +163,8 @@ class AnthropicStream(StreamCodec):
         """What :meth:`_on_delta` writes for a lone delta whose text released ``text``."""
         payload, delta = lone.payload
         self._deltas += 1
-        if text == lone.text:
-            return reencode(lone.event, lone.event.data)
-        if not text:
-            return b""
-        delta["text"] = text
-        return reencode(lone.event, _dumps(payload))
+        self._walked = False  # a lone delta has nothing for the walker
+        return self._delta_out(lone.event, payload, delta, "text", lone.text, text)
 
     async def on_event(self, event: Event) -> bytes:
         payload = self._parsed(event)
@@ -317,13 +308,26 @@ class AnthropicStream(StreamCodec):
             return self._pass(event)  # the empty opener of a tool input
         block = self._block(index)
         release = await self.driver.filter(self._channel(index, block, delta_type), piece)
-        out = b""
-        if release.text == piece:
-            out = self._pass(event)  # fast path: the upstream's own event
-        elif release.text:
-            delta[field] = release.text
-            out = reencode(event, _dumps(payload))
+        out = self._delta_out(event, payload, delta, field, piece, release.text)
         return out + self.end_blocked() if self.blocked else out
+
+    def _delta_out(
+        self,
+        event: Event,
+        payload: dict[str, Any],
+        delta: dict[str, Any],
+        field: str,
+        piece: str,
+        text: str,
+    ) -> bytes:
+        """A text delta whose ``piece`` released ``text``: the upstream's own event when
+        unchanged, nothing while all of it is held, else the event rewritten."""
+        if text == piece:
+            return self._pass(event)  # fast path: the upstream's own event
+        if not text:
+            return b""
+        delta[field] = text
+        return reencode(event, _dumps(payload))
 
     async def _on_stop(self, event: Event, payload: dict[str, Any]) -> bytes:
         index = payload.get("index")

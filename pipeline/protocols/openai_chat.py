@@ -157,12 +157,11 @@ class OpenAIChatStream(StreamCodec):
         chunk, index, delta, field = lone.payload
         self._choices.note(index)
         self._last = chunk
-        if text == lone.text:
-            return reencode(lone.event, lone.event.data)
-        if not text:
-            return b""  # everything in it is held: an empty chunk would only add noise
-        delta[field] = text
-        return reencode(lone.event, _dumps(chunk))
+        self._walked = False  # a lone chunk has nothing for the walker
+        changed = text != lone.text
+        if changed:
+            delta[field] = text
+        return self._emit(lone.event, chunk, changed, changed and not text)
 
     async def on_event(self, event: Event) -> bytes:
         if event.data == "[DONE]":
